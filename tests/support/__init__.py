@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: free ports and test-owned service processes."""

@@ -1,0 +1,1 @@
+"""Pure decoders: bytes/registers/sentences in, values out; no I/O, no clock."""

@@ -1,0 +1,432 @@
+"""Pure NMEA 0183 GNSS decoder: sentences in, one :class:`wire.Fix` per epoch out.
+
+Sentences are parsed with :func:`pynmea2.parse` (checksum required and verified). GGA, RMC, VTG,
+GSA, GNS and GLL are used from the talkers GP (GPS), GL (GLONASS), GA (Galileo), GN (combined)
+and BeiDou as both BD and GB; other sentence types (GSV, TXT, ...) are counted and ignored.
+
+A receiver sends several sentences per epoch, in an order of its own. The :class:`NmeaDecoder`
+merges them by time of day: sentences with a time (GGA, RMC, GNS, GLL) belong to the epoch of
+that time; sentences without (VTG, GSA) join the open epoch unless it already has one of their
+type, in which case they open the next one. An epoch is complete when a sentence of another time
+arrives (or on :meth:`NmeaDecoder.flush`), so a fix is emitted one epoch late.
+
+Field sources: time from GGA/RMC/GNS/GLL, date from RMC (a receiver without RMC gets the date
+from the clock passed in and the flag ``no_rmc_date``); position from GGA, else GNS, RMC, GLL;
+quality, satellites, HDOP and altitude from GGA (else GNS, GSA); speed and course from RMC, else
+VTG; fix type and DOPs from GSA.
+
+Quality per DOMAIN.md: ``dead_reckoning`` for GGA quality 6 or mode ``E``; ``questionable`` with
+a flag for RMC status V (``status_v``), no valid fix (``no_fix``), HDOP above the limit
+(``high_hdop``), fewer satellites than the minimum (``low_sats``), GGA quality 3/7/8
+(``gga_quality_N``); ``good`` otherwise. Such fixes are kept; only impossible values are dropped
+and counted (a position outside the globe drops the fix; an impossible speed, course or
+altitude drops just that value).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import pynmea2
+
+import wire
+
+__all__ = ["TALKERS", "NmeaDecoder"]
+
+#: Talker ids accepted: GPS, GLONASS, Galileo, combined, BeiDou (both spellings).
+TALKERS: Final = frozenset({"GP", "GL", "GA", "GN", "BD", "GB"})
+_USED: Final = frozenset({"GGA", "RMC", "VTG", "GSA", "GNS", "GLL"})
+_USED_FIELDS: Final = frozenset(f"{kind},".encode() for kind in _USED)
+_KNOT_KMH: Final = 1.852
+_DAY_MS: Final = 86_400_000
+_HALF_DAY_MS: Final = _DAY_MS // 2
+_EPOCH_ORDINAL: Final = 719_163  # date(1970, 1, 1).toordinal()
+_VALID_GGA: Final = frozenset({1, 2, 4, 5})
+_OK_MODES: Final = frozenset({"A", "D", "P", "R", "F"})
+_RANK_GGA, _RANK_GNS, _RANK_RMC, _RANK_GLL = 4, 3, 2, 1
+
+
+class _Epoch:
+    """What the sentences of one epoch said so far."""
+
+    __slots__ = (
+        "alt_m",
+        "course",
+        "date_days",
+        "fix_type",
+        "gga_quality",
+        "hdop",
+        "lat",
+        "lon",
+        "mode",
+        "pdop",
+        "pos_rank",
+        "sats",
+        "seen",
+        "speed_kmh",
+        "status",
+        "tod_ms",
+        "vdop",
+    )
+
+    def __init__(self) -> None:
+        self.tod_ms: int | None = None
+        self.date_days: int | None = None
+        self.lat: float | None = None
+        self.lon: float | None = None
+        self.pos_rank = 0
+        self.gga_quality: int | None = None
+        self.sats: int | None = None
+        self.hdop: float | None = None
+        self.alt_m: float | None = None
+        self.status: str | None = None
+        self.mode: str | None = None
+        self.speed_kmh: float | None = None
+        self.course: float | None = None
+        self.fix_type: int | None = None
+        self.pdop: float | None = None
+        self.vdop: float | None = None
+        self.seen: set[str] = set()
+
+
+def _float(text: str) -> float | None:
+    return float(text) if text else None
+
+
+def _int(text: str) -> int | None:
+    return int(text) if text else None
+
+
+def _tod_ms(text: str) -> int | None:
+    """``hhmmss[.sss]`` -> milliseconds of the day (``None`` if empty)."""
+    if not text:
+        return None
+    if len(text) < 6 or not text[:6].isdigit():
+        raise ValueError(f"bad time {text!r}")
+    hours, minutes, seconds = int(text[0:2]), int(text[2:4]), float(text[4:])
+    if hours > 23 or minutes > 59 or seconds >= 61.0:
+        raise ValueError(f"bad time {text!r}")
+    return (hours * 3600 + minutes * 60) * 1000 + round(seconds * 1000)
+
+
+def _date_days(text: str) -> int | None:
+    """``ddmmyy`` -> days since 1970-01-01 (years 2000-2099)."""
+    if not text:
+        return None
+    if len(text) != 6 or not text.isdigit():
+        raise ValueError(f"bad date {text!r}")
+    day, month, year = int(text[0:2]), int(text[2:4]), 2000 + int(text[4:6])
+    # days_from_civil (Howard Hinnant), avoids building datetime objects per sentence.
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        raise ValueError(f"bad date {text!r}")
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def _coord(value: str, hemi: str, negative: str) -> float | None:
+    """``dddmm.mmmm`` + hemisphere -> signed degrees."""
+    if not value:
+        return None
+    number = float(value)
+    degrees = int(number // 100)
+    result = degrees + (number - degrees * 100) / 60.0
+    return -result if hemi == negative else result
+
+
+class NmeaDecoder:
+    """Decode the NMEA sentences of one receiver into fixes, one per epoch.
+
+    Args:
+        asset: asset id written into every fix.
+        hdop_limit: fixes with a larger HDOP are flagged ``high_hdop``.
+        min_sats: fixes with fewer satellites are flagged ``low_sats``.
+        talkers: accepted talker ids.
+    """
+
+    def __init__(
+        self,
+        *,
+        asset: str,
+        hdop_limit: float = 5.0,
+        min_sats: int = 4,
+        talkers: frozenset[str] = TALKERS,
+    ) -> None:
+        self.asset = asset
+        self.hdop_limit = hdop_limit
+        self.min_sats = min_sats
+        self.talkers = talkers
+        #: reason -> count of rejected sentences or values.
+        self.errors: dict[str, int] = {}
+        self._counters: dict[str, int] = {}
+        self._sentences = 0
+        self._open: _Epoch | None = None
+        self._next: _Epoch | None = None
+        self._prev_type = ""
+        self._prev_went_next = False
+        self._last_date_days: int | None = None
+        self._last_tod_ms = 0
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """sentences, ignored_sentences, epochs, epochs_without_position, fixes."""
+        return {"sentences": self._sentences, **self._counters}
+
+    def _count(self, table: dict[str, int], key: str) -> None:
+        table[key] = table.get(key, 0) + 1
+
+    def feed(self, sentence: bytes, *, now_ms: int) -> wire.Fix | None:
+        """Take one framed sentence; return the fix of the previous epoch when it completes.
+
+        Args:
+            sentence: one sentence as returned by the framer (tag block allowed).
+            now_ms: current UTC time in epoch ms (the date of receivers without RMC).
+        """
+        self._sentences += 1
+        if sentence[:1] == b"\\":
+            sentence = sentence[sentence.find(b"\\", 1) + 1 :]
+        if sentence[:1] != b"$":
+            self._count(self.errors, "not_nmea")
+            return None
+        if sentence[3:7] not in _USED_FIELDS and sentence[6:7] == b",":
+            # GSV, TXT, ...: not used, so not worth parsing (nor their checksum).
+            self._count(self._counters, "ignored_sentences")
+            return None
+        try:
+            msg = pynmea2.parse(sentence.decode("ascii"), check=True)
+        except pynmea2.ChecksumError as exc:
+            missing = "missing" in str(exc)
+            self._count(self.errors, "no_checksum" if missing else "bad_checksum")
+            return None
+        except pynmea2.SentenceTypeError:
+            self._count(self._counters, "ignored_sentences")
+            return None
+        except (pynmea2.ParseError, ValueError, UnicodeDecodeError):
+            self._count(self.errors, "malformed")
+            return None
+        kind: str = getattr(msg, "sentence_type", "")
+        if kind not in _USED:
+            self._count(self._counters, "ignored_sentences")
+            return None
+        if msg.talker not in self.talkers:
+            self._count(self.errors, "unsupported_talker")
+            return None
+        try:
+            return self._merge(kind, msg.data, now_ms)
+        except (ValueError, IndexError):
+            self._count(self.errors, "bad_field")
+            return None
+
+    def flush(self, *, now_ms: int) -> wire.Fix | None:
+        """End of input: complete the open epoch."""
+        epoch, self._open, self._next = self._open, None, None
+        return self._finish(epoch, now_ms) if epoch is not None else None
+
+    def _merge(self, kind: str, data: list[str], now_ms: int) -> wire.Fix | None:
+        tod = _tod_ms(data[4] if kind == "GLL" else data[0]) if kind not in ("VTG", "GSA") else None
+        done: wire.Fix | None = None
+        if tod is None:
+            epoch = self._untimed_target(kind)
+        else:
+            self._prev_went_next = False
+            current = self._open
+            if current is None or (current.tod_ms is not None and current.tod_ms != tod):
+                if current is not None:
+                    done = self._finish(current, now_ms)
+                current = self._next if self._next is not None else _Epoch()
+                self._open, self._next = current, None
+            current.tod_ms = tod
+            epoch = current
+        self._prev_type = kind
+        try:
+            _APPLY[kind](self, epoch, data)
+        except (ValueError, IndexError):
+            # This sentence is lost, not the epoch it completed (``done``) nor what its
+            # other fields and sentences said.
+            self._count(self.errors, "bad_field")
+        epoch.seen.add(kind)
+        return done
+
+    def _untimed_target(self, kind: str) -> _Epoch:
+        """Where a sentence without time goes: the open epoch, or the next one."""
+        repeated = kind == self._prev_type
+        to_next = (
+            self._prev_went_next
+            if repeated
+            else not (self._open is not None and kind not in self._open.seen)
+        )
+        self._prev_went_next = to_next
+        if not to_next:
+            assert self._open is not None
+            return self._open
+        if self._next is None:
+            self._next = _Epoch()
+        return self._next
+
+    # -- per sentence type ------------------------------------------------------------------
+
+    def _position(self, epoch: _Epoch, rank: int, data: list[str], at: int) -> None:
+        if rank <= epoch.pos_rank or not data[at] or not data[at + 2]:
+            return
+        epoch.lat = _coord(data[at], data[at + 1], "S")
+        epoch.lon = _coord(data[at + 2], data[at + 3], "W")
+        epoch.pos_rank = rank
+
+    def _gga(self, epoch: _Epoch, data: list[str]) -> None:
+        self._position(epoch, _RANK_GGA, data, 1)
+        epoch.gga_quality = _int(data[5])
+        epoch.sats = _int(data[6])
+        epoch.hdop = _float(data[7])
+        epoch.alt_m = _float(data[8])
+
+    def _gns(self, epoch: _Epoch, data: list[str]) -> None:
+        self._position(epoch, _RANK_GNS, data, 1)
+        if data[5] and epoch.mode is None:
+            epoch.mode = "E" if "E" in data[5] else data[5][0]
+        if epoch.sats is None:
+            epoch.sats = _int(data[6])
+        if epoch.hdop is None:
+            epoch.hdop = _float(data[7])
+        if epoch.alt_m is None:
+            epoch.alt_m = _float(data[8])
+
+    def _rmc(self, epoch: _Epoch, data: list[str]) -> None:
+        self._position(epoch, _RANK_RMC, data, 2)
+        epoch.status = data[1] or None
+        knots = _float(data[6])
+        if knots is not None:
+            epoch.speed_kmh = knots * _KNOT_KMH
+        course = _float(data[7])
+        if course is not None:
+            epoch.course = course
+        epoch.date_days = _date_days(data[8])
+        if len(data) > 11 and data[11]:
+            epoch.mode = data[11]
+
+    def _vtg(self, epoch: _Epoch, data: list[str]) -> None:
+        if epoch.course is None:
+            epoch.course = _float(data[0])
+        if epoch.speed_kmh is None:
+            kmh = _float(data[6]) if len(data) > 6 else None
+            knots = _float(data[4])
+            epoch.speed_kmh = kmh if kmh is not None else (knots * _KNOT_KMH if knots else knots)
+
+    def _gsa(self, epoch: _Epoch, data: list[str]) -> None:
+        if epoch.fix_type is None:
+            epoch.fix_type = _int(data[1])
+        if len(data) > 16:
+            if epoch.pdop is None:
+                epoch.pdop = _float(data[14])
+            if epoch.hdop is None:
+                epoch.hdop = _float(data[15])
+            if epoch.vdop is None:
+                epoch.vdop = _float(data[16])
+
+    def _gll(self, epoch: _Epoch, data: list[str]) -> None:
+        if data[5] == "A" or epoch.pos_rank == 0:
+            self._position(epoch, _RANK_GLL, data, 0)
+        if epoch.status is None and data[5]:
+            epoch.status = data[5]
+
+    # -- the fix ----------------------------------------------------------------------------
+
+    def _finish(self, epoch: _Epoch, now_ms: int) -> wire.Fix | None:
+        self._count(self._counters, "epochs")
+        if epoch.lat is None or epoch.lon is None or epoch.tod_ms is None:
+            self._count(self._counters, "epochs_without_position")
+            return None
+        if not (-90.0 <= epoch.lat <= 90.0 and -180.0 <= epoch.lon <= 180.0):
+            self._count(self.errors, "impossible_position")
+            return None
+        flags: list[str] = []
+        ts = self._timestamp(epoch, now_ms, flags)
+        quality = self._quality(epoch, flags)
+        self._count(self._counters, "fixes")
+        return wire.Fix(
+            seq=0,
+            ts=ts,
+            asset=self.asset,
+            lat=epoch.lat,
+            lon=epoch.lon,
+            speed_kmh=self._checked(epoch.speed_kmh, 0.0, 2000.0, "impossible_speed"),
+            course=self._course(epoch.course),
+            alt_m=self._checked(epoch.alt_m, -1000.0, 20000.0, "impossible_altitude"),
+            hdop=self._checked(epoch.hdop, 0.0, 100.0, "impossible_hdop"),
+            pdop=self._checked(epoch.pdop, 0.0, 100.0, "impossible_pdop"),
+            vdop=self._checked(epoch.vdop, 0.0, 100.0, "impossible_vdop"),
+            fix_type=epoch.fix_type if epoch.fix_type in (1, 2, 3) else None,
+            sats=self._sats(epoch.sats),
+            quality=quality,
+            flags=tuple(flags),
+            source="gnss",
+        )
+
+    def _checked(self, value: float | None, low: float, high: float, reason: str) -> float | None:
+        if value is None or low <= value <= high:
+            return value
+        self._count(self.errors, reason)
+        return None
+
+    def _sats(self, sats: int | None) -> int | None:
+        if sats is None or 0 <= sats <= 255:
+            return sats
+        self._count(self.errors, "impossible_sats")
+        return None
+
+    def _course(self, course: float | None) -> float | None:
+        if course is None:
+            return None
+        if course == 360.0:
+            return 0.0
+        return self._checked(course, 0.0, 359.999999, "impossible_course")
+
+    def _timestamp(self, epoch: _Epoch, now_ms: int, flags: list[str]) -> int:
+        tod = epoch.tod_ms
+        assert tod is not None
+        days = epoch.date_days
+        if days is None and self._last_date_days is not None:
+            days = self._last_date_days + (tod < self._last_tod_ms - _HALF_DAY_MS)
+        if days is None:
+            flags.append("no_rmc_date")
+            days, now_tod = divmod(now_ms, _DAY_MS)
+            if tod - now_tod > _HALF_DAY_MS:
+                days -= 1
+            elif now_tod - tod > _HALF_DAY_MS:
+                days += 1
+        else:
+            self._last_date_days, self._last_tod_ms = days, tod
+        return days * _DAY_MS + tod
+
+    def _quality(self, epoch: _Epoch, flags: list[str]) -> wire.FixQuality:
+        gga = epoch.gga_quality
+        if gga == 6 or epoch.mode == "E":
+            flags.append("dead_reckoning")
+            return "dead_reckoning"
+        start = len(flags)
+        if epoch.status == "V":
+            flags.append("status_v")
+        valid = (
+            epoch.status == "A" or gga in _VALID_GGA or (gga is None and epoch.mode in _OK_MODES)
+        )
+        if not valid or epoch.fix_type == 1:
+            flags.append("no_fix")
+        if gga is not None and gga not in _VALID_GGA and gga != 0:
+            flags.append(f"gga_quality_{gga}")
+        if epoch.hdop is not None and epoch.hdop > self.hdop_limit:
+            flags.append("high_hdop")
+        if epoch.sats is not None and epoch.sats < self.min_sats:
+            flags.append("low_sats")
+        return "questionable" if len(flags) > start else "good"
+
+
+_APPLY: Final = {
+    "GGA": NmeaDecoder._gga,
+    "GNS": NmeaDecoder._gns,
+    "RMC": NmeaDecoder._rmc,
+    "VTG": NmeaDecoder._vtg,
+    "GSA": NmeaDecoder._gsa,
+    "GLL": NmeaDecoder._gll,
+}

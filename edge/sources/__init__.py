@@ -1,0 +1,1 @@
+"""Async acquisition sources (Modbus, GNSS, AIS) feeding a pipeline Sink."""

@@ -1,0 +1,1 @@
+"""`hazwatch` subcommands of the edge package (see hazwatch.cli)."""

@@ -1,0 +1,349 @@
+"""Drain the buffer into the MQTT broker (aiomqtt 2.x, QoS 1).
+
+The forwarder claims batches of stored item bytes from :class:`edge.buffer.Buffer`, wraps them
+in an envelope (:func:`wire.assemble_batch`) and publishes them with QoS 1, keeping ``window``
+publishes in flight; rows are deleted only once ``publish`` returns, i.e. after the broker's
+PUBACK. A lost connection releases every claim: those items are sent again on the next
+connection (the cloud de-duplicates on ``(gateway, seq)``).
+
+Order of sending: the alarm lane whenever it has anything; otherwise data batches alternate
+between the newest and the oldest unsent items, so after an outage current data reaches the
+cloud within a batch or two while the backlog drains beside it.
+
+On connect a retained ``online`` :class:`wire.Status` is published; the MQTT last will (and a
+clean stop) publish ``offline``. Reconnects back off exponentially with jitter, capped.
+
+MQTT v5 is spoken unless ``protocol = "3.1.1"`` (the embedded amqtt broker): a v5 PUBACK says
+whether the broker accepted a message, while a v3.1.1 broker acknowledges a publish its ACL
+refused just the same and drops it. A refused publish keeps its rows and ends the connection
+with a clear error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.reasoncodes import ReasonCode
+
+import wire
+from edge.buffer import LANE_ALARM, LANE_DATA, Buffer, Claim
+from edge.pipeline import SourceHealth
+
+__all__ = ["Forwarder", "MqttSettings", "PublishRefusedError", "backoff_s"]
+
+log = logging.getLogger(__name__)
+_DEVICE_STATES: Final = frozenset({"online", "offline"})
+
+
+class PublishRefusedError(aiomqtt.MqttError):
+    """The broker answered a publish with a failure reason code (an ACL, a quota)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MqttSettings:
+    """Broker connection and batching options (``[mqtt]`` of the agent config)."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    #: TLS is used when ``tls`` is true; ``tls_ca`` None means the system's CA store.
+    tls: bool = False
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    keepalive_s: int = 30
+    #: ``"5"`` (refused publishes are seen in the PUBACK) or ``"3.1.1"`` (brokers without v5)
+    protocol: str = "5"
+    client_id: str | None = None
+    batch_items: int = 1000
+    batch_bytes: int = 256 * 1024
+    window: int = 8
+    publish_timeout_s: float = 15.0
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+
+
+def backoff_s(attempt: int, *, min_s: float, max_s: float, rand: Callable[[], float]) -> float:
+    """Capped exponential backoff with jitter: ``min(max_s, min_s * 2**attempt) * [0.5, 1)``."""
+    base: float = min(max_s, min_s * 2.0 ** min(attempt, 30))
+    return base * (0.5 + rand() / 2)
+
+
+class Forwarder:
+    """Publishes the buffer's content; run with ``await forwarder.run()`` (until cancelled).
+
+    Args:
+        buffer: the open buffer to drain (health items are put into it too).
+        gateway_id: this gateway's id (topics and envelopes).
+        mqtt: connection and batching options.
+        health_interval_s: period of the ``health`` item.
+        sources_health: returns the health of every source (merged into the health item).
+        clock: wall clock in seconds.
+    """
+
+    def __init__(
+        self,
+        buffer: Buffer,
+        *,
+        gateway_id: str,
+        mqtt: MqttSettings,
+        health_interval_s: float = 60.0,
+        sources_health: Callable[[], Sequence[tuple[str, SourceHealth]]] = tuple,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.buffer = buffer
+        self.gateway_id = wire.check_gateway_id(gateway_id)
+        self.mqtt = mqtt
+        self.health_interval_s = health_interval_s
+        self._sources_health = sources_health
+        self._clock = clock
+        self._topics = {
+            LANE_ALARM: wire.alarm_topic(gateway_id),
+            LANE_DATA: wire.data_topic(gateway_id),
+        }
+        self.connected = asyncio.Event()
+        self.last_error: str | None = None
+        #: MQTT version of the connections
+        self.protocol = (
+            aiomqtt.ProtocolVersion.V311 if mqtt.protocol == "3.1.1" else aiomqtt.ProtocolVersion.V5
+        )
+        self._refused: str | None = None
+        self.counters: dict[str, int] = {
+            "connects": 0,
+            "connect_failures": 0,
+            "batches_sent": 0,
+            "items_sent": 0,
+            "publish_failures": 0,
+        }
+
+    async def run(self) -> None:
+        """Keep connected and publishing, and put a health item every interval."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._connection_loop(), name="mqtt-connection")
+            group.create_task(self._health_loop(), name="health")
+
+    # -- connection ------------------------------------------------------------------------
+
+    def _status(self, state: str) -> bytes:
+        status = wire.Status(
+            gw=self.gateway_id,
+            state="online" if state == "online" else "offline",
+            ts=int(self._clock() * 1000),
+            agent="hazwatch-edge",
+        )
+        return wire.encode_status(status)
+
+    def _client(self) -> aiomqtt.Client:
+        mqtt = self.mqtt
+        tls = None
+        if mqtt.tls:
+            tls = aiomqtt.TLSParameters(
+                ca_certs=str(mqtt.tls_ca) if mqtt.tls_ca else None,
+                certfile=str(mqtt.tls_cert) if mqtt.tls_cert else None,
+                keyfile=str(mqtt.tls_key) if mqtt.tls_key else None,
+            )
+        status_topic = wire.status_topic(self.gateway_id)
+        client = aiomqtt.Client(
+            mqtt.host,
+            mqtt.port,
+            username=mqtt.username,
+            password=mqtt.password,
+            identifier=mqtt.client_id or f"hazwatch-edge-{self.gateway_id}",
+            keepalive=mqtt.keepalive_s,
+            will=aiomqtt.Will(status_topic, self._status("offline"), qos=1, retain=True),
+            tls_params=tls,
+            protocol=self.protocol,
+            max_inflight_messages=mqtt.window + 4,
+            timeout=mqtt.publish_timeout_s,
+        )
+        client.pending_calls_threshold = mqtt.window + 4  # a full window is normal, not a warning
+        self._watch_pubacks(client)
+        return client
+
+    def _watch_pubacks(self, client: aiomqtt.Client) -> None:
+        """Note a PUBACK with a failure reason code (aiomqtt treats every PUBACK as success)."""
+        self._refused = None
+        paho = client._client
+        forward = paho.on_publish
+
+        def on_publish(*args: Any) -> None:
+            reason = args[3] if len(args) > 3 else None
+            if isinstance(reason, ReasonCode) and reason.is_failure:
+                self._refused = str(reason)
+            if forward is not None:
+                forward(*args)
+
+        paho.on_publish = on_publish
+
+    def _check_accepted(self, topic: str) -> None:
+        """Raise if the broker refused a publish of this connection (call after ``publish``).
+
+        PUBACKs come in order, so a publish that returns after a refusal may itself have been
+        accepted: sending it again is harmless (the cloud de-duplicates), deleting it is not.
+        """
+        if self._refused is not None:
+            raise PublishRefusedError(f"broker refused a publish to {topic}: {self._refused}")
+
+    async def _connection_loop(self) -> None:
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            try:
+                await self._session()
+            except* (aiomqtt.MqttError, OSError) as group:
+                self._note_failure(group.exceptions[0])
+            except* Exception as group:
+                log.error("forwarder failed; reconnecting", exc_info=group.exceptions[0])
+            if self.connected.is_set() or time.monotonic() - started > 30:
+                attempt = 0
+            self.connected.clear()
+            delay = backoff_s(
+                attempt,
+                min_s=self.mqtt.reconnect_min_s,
+                max_s=self.mqtt.reconnect_max_s,
+                rand=random.random,
+            )
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    def _note_failure(self, exc: BaseException) -> None:
+        where = f"{self.mqtt.host}:{self.mqtt.port}"
+        if isinstance(exc, PublishRefusedError):
+            message = (
+                f"{exc} (check that [gateway] id {self.gateway_id!r} is the broker user the ACL "
+                "lets publish under hz/v1/<id>/); items stay in the buffer"
+            )
+        elif isinstance(exc, MqttConnectError):
+            message = (
+                f"broker {where} refused the connection: {exc} "
+                "(check [mqtt] username, password and tls); items stay in the buffer"
+            )
+        elif self.connected.is_set():
+            message = f"lost the connection to {where}: {exc}; items stay in the buffer"
+        else:
+            message = f"cannot connect to {where}: {exc}; items stay in the buffer"
+        self.counters["connect_failures"] += not self.connected.is_set()
+        if message != self.last_error:
+            log.error("%s", message)
+        self.last_error = message
+
+    async def _session(self) -> None:
+        async with self._client() as client:
+            status_topic = wire.status_topic(self.gateway_id)
+            await client.publish(status_topic, self._status("online"), qos=1, retain=True)
+            self._check_accepted(status_topic)
+            self.counters["connects"] += 1
+            self.connected.set()
+            self.last_error = None
+            log.info("connected to %s:%d", self.mqtt.host, self.mqtt.port)
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self._watch(client), name="mqtt-watch")
+                    group.create_task(self._pump(client, group), name="mqtt-pump")
+            except asyncio.CancelledError:
+                await self._say_offline(client)
+                raise
+            finally:
+                self.buffer.release_all()
+
+    async def _say_offline(self, client: aiomqtt.Client) -> None:
+        """On a clean stop the broker sends no last will: publish offline ourselves."""
+        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+            async with asyncio.timeout(2.0):
+                await client.publish(
+                    wire.status_topic(self.gateway_id), self._status("offline"), qos=1, retain=True
+                )
+
+    async def _watch(self, client: aiomqtt.Client) -> None:
+        """Raise as soon as the connection drops (aiomqtt ends message iteration then)."""
+        async for _ in client.messages:
+            pass
+        raise aiomqtt.MqttError("connection closed")
+
+    # -- publishing ------------------------------------------------------------------------
+
+    async def _next_claim(self, newest: bool) -> Claim | None:
+        items, size = self.mqtt.batch_items, self.mqtt.batch_bytes
+        # Data committed after this point may have been committed together with an alarm that
+        # the alarm claim below did not see yet: it waits for the next round.
+        top = self.buffer.committed_seq
+        claim = await self.buffer.claim(LANE_ALARM, max_items=items, max_bytes=size)
+        if claim is None:
+            claim = await self.buffer.claim(
+                LANE_DATA, newest=newest, max_items=items, max_bytes=size, max_seq=top
+            )
+        return claim
+
+    async def _pump(self, client: aiomqtt.Client, group: asyncio.TaskGroup) -> None:
+        window = asyncio.Semaphore(self.mqtt.window)
+        newest = True
+        while True:
+            await window.acquire()
+            self.buffer.clear_ready()
+            claim = await self._next_claim(newest)
+            if claim is None:
+                window.release()
+                await self.buffer.wait_ready()
+                continue
+            if claim.lane == LANE_DATA:
+                newest = not newest
+            group.create_task(self._send(client, claim, window), name="mqtt-publish")
+
+    async def _send(self, client: aiomqtt.Client, claim: Claim, window: asyncio.Semaphore) -> None:
+        try:
+            payload = wire.assemble_batch(
+                self.gateway_id, claim.bodies, sent_ms=int(self._clock() * 1000)
+            )
+            await client.publish(self._topics[claim.lane], payload, qos=1)
+            self._check_accepted(self._topics[claim.lane])
+        except BaseException:
+            self.counters["publish_failures"] += 1
+            self.buffer.release(claim)
+            window.release()
+            raise
+        window.release()
+        await self.buffer.ack(claim)
+        self.counters["batches_sent"] += 1
+        self.counters["items_sent"] += len(claim.bodies)
+
+    # -- health ----------------------------------------------------------------------------
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.health_interval_s)
+            await self.put_health()
+
+    async def put_health(self) -> None:
+        """Put one ``health`` item (buffer, forwarder and source figures) into the buffer."""
+        stats = await self.buffer.stats()
+        devices: dict[str, str] = {}
+        parse_errors: dict[str, int] = {}
+        counters = {f"buffer.{k}": v for k, v in stats.counters.items()}
+        counters |= {f"mqtt.{k}": v for k, v in self.counters.items()}
+        for name, health in self._sources_health():
+            devices |= {d: s for d, s in health.devices.items() if s in _DEVICE_STATES}
+            parse_errors |= {f"{name}.{k}": v for k, v in health.parse_errors.items()}
+            counters |= {f"{name}.{k}": v for k, v in health.counters.items()}
+        self.buffer.put(
+            wire.Health(
+                seq=0,
+                ts=int(self._clock() * 1000),
+                buffer_depth=stats.depth,
+                oldest_age_s=stats.oldest_age_s,
+                drops=stats.drops,
+                devices=devices,  # type: ignore[arg-type]  # filtered to the two states above
+                parse_errors=parse_errors,
+                counters={k: max(0, v) for k, v in counters.items()},
+            )
+        )

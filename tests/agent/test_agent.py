@@ -1,0 +1,55 @@
+"""The agent's task group: sources that fail are restarted, whatever way they fail."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+
+from edge.agent import Agent
+from edge.pipeline import Sink, SourceHealth
+from tests.agent.helpers import settings
+
+pytestmark = pytest.mark.services
+
+
+class _Stumbling:
+    """Fails its first run by raising ``exc`` (a library that cancelled its own future)."""
+
+    name = "stumbling"
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+        self.runs = 0
+        self.restarted = asyncio.Event()
+
+    async def run(self, sink: Sink) -> None:
+        self.runs += 1
+        if self.runs == 1:
+            raise self.exc
+        self.restarted.set()
+        await asyncio.Event().wait()
+
+    def health(self) -> SourceHealth:
+        return SourceHealth()
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("bug"), asyncio.CancelledError()])
+async def test_a_crashed_source_is_restarted(
+    tmp_path: Path, unique_id: str, exc: BaseException, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = _Stumbling(exc)
+    agent = Agent(settings(tmp_path, unique_id), [source], source_restart_s=0.01)
+    task = asyncio.create_task(agent.run())
+    try:
+        async with asyncio.timeout(10):
+            await source.restarted.wait()
+    finally:
+        agent.stop()
+        async with asyncio.timeout(15):
+            await task
+    assert source.runs == 2
+    assert "source stumbling" in caplog.text
+    assert any(r.levelno >= logging.ERROR for r in caplog.records)

@@ -1,0 +1,1 @@
+"""Cloud service: ingest, live state, archive, rules, alerts, API."""

@@ -1,0 +1,368 @@
+"""Enterprises, gateways (with live status and buffer health), assets (with latest state),
+sites, points and readings."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Annotated, Any
+
+import msgspec
+from fastapi import APIRouter, Path, Query, status
+from pydantic import Field, model_validator
+
+from cloud.api.deps import (
+    MAX_EPOCH_MS,
+    AdminScope,
+    Body,
+    CallerScope,
+    CrsParam,
+    JsonResponse,
+    ServicesDep,
+    bad_request,
+    not_found,
+    owned_by,
+)
+from cloud.auth import Scope
+from cloud.coords import Crs, convert
+from cloud.models import Asset, Enterprise, Gateway, LatestFix, Limits, Point, Site
+from cloud.store import ConflictError
+
+__all__ = ["router"]
+
+router = APIRouter(default_response_class=JsonResponse)
+_ID = Field(min_length=1, max_length=128)
+
+
+class EnterpriseIn(Body):
+    """A new enterprise (tenant)."""
+
+    id: str = _ID
+    name: str = Field(min_length=1, max_length=256)
+    region: str = Field(pattern=r"^[1-9][0-9]{5}$", description="GB/T 2260 code, e.g. 320281")
+
+
+class GatewayIn(Body):
+    """A new gateway; its id is the MQTT username and topic level."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+    enterprise_id: str | None = None
+    name: str = ""
+
+
+class AssetIn(Body):
+    """A new moving asset."""
+
+    id: str = _ID
+    enterprise_id: str | None = None
+    asset_class: str = Field(pattern=r"^(hazmat_truck|school_bus|coach|fishing_vessel|other)$")
+    plate: str | None = Field(default=None, max_length=64)
+    mmsi: int | None = Field(default=None, ge=0, le=999_999_999)
+    name: str = ""
+
+
+class SiteIn(Body):
+    """A new site (tank farm); its position is given in ``crs``."""
+
+    id: str = _ID
+    enterprise_id: str | None = None
+    name: str = Field(min_length=1)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class PointIn(Body):
+    """A point (tag) of a site with its unit and alarm limits."""
+
+    unit: str = Field(default="", max_length=32)
+    ll: float | None = None
+    l: float | None = None  # noqa: E741 - the standard name of the low limit
+    h: float | None = None
+    hh: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PointIn:
+        given = [
+            (n, v)
+            for n, v in (("ll", self.ll), ("l", self.l), ("h", self.h), ("hh", self.hh))
+            if v is not None
+        ]
+        for (low_name, low), (high_name, high) in itertools.pairwise(given):
+            if not low < high:
+                raise ValueError(
+                    f"limits must increase: {low_name}={low} is not below {high_name}={high}"
+                )
+        return self
+
+
+async def _guard_id(existing: Any, scope: Scope, what: str, object_id: str) -> None:
+    """Refuse to replace another tenant's object (409 without its data)."""
+    if existing is not None and not scope.allows(existing.enterprise_id):
+        bad_request(f"{what} id {object_id!r} is already in use", code=status.HTTP_409_CONFLICT)
+
+
+async def _put(coro: Any) -> None:
+    try:
+        await coro
+    except ConflictError as exc:
+        bad_request(str(exc), code=status.HTTP_409_CONFLICT)
+
+
+# -- enterprises ----------------------------------------------------------------------------
+
+
+@router.get("/enterprises", tags=["registry"])
+async def list_enterprises(services: ServicesDep, scope: CallerScope) -> JsonResponse:
+    """Enterprises in the caller's scope."""
+    return JsonResponse(await services.store.list_enterprises(scope.enterprise_ids))
+
+
+@router.get("/enterprises/{enterprise_id}", tags=["registry"])
+async def get_enterprise(
+    enterprise_id: str, services: ServicesDep, scope: CallerScope
+) -> JsonResponse:
+    """One enterprise in scope."""
+    found = await services.store.get_enterprise(enterprise_id, enterprise_ids=scope.enterprise_ids)
+    if found is None:
+        not_found("enterprise", enterprise_id)
+    return JsonResponse(found)
+
+
+@router.post("/enterprises", tags=["registry"], status_code=status.HTTP_201_CREATED)
+async def create_enterprise(
+    body: EnterpriseIn, services: ServicesDep, _: AdminScope
+) -> JsonResponse:
+    """Create or replace an enterprise (admin)."""
+    enterprise = Enterprise(id=body.id, name=body.name, region=body.region)
+    await _put(services.store.put_enterprise(enterprise))
+    return JsonResponse(enterprise, status_code=status.HTTP_201_CREATED)
+
+
+# -- gateways -------------------------------------------------------------------------------
+
+
+async def _gateway_views(services: ServicesDep, gateways: list[Gateway]) -> list[dict[str, Any]]:
+    live = await services.live.gateways([g.id for g in gateways])
+    views = []
+    for gw in gateways:
+        view: dict[str, Any] = msgspec.to_builtins(gw)
+        known = live.get(gw.id)
+        view["state"] = known.state if known else "unknown"
+        view["status_ms"] = known.status_ms if known else None
+        view["last_seen_ms"] = known.last_seen_ms if known else None
+        view["health"] = msgspec.to_builtins(known.health) if known and known.health else None
+        views.append(view)
+    return views
+
+
+@router.get("/gateways", tags=["registry"])
+async def list_gateways(services: ServicesDep, scope: CallerScope) -> JsonResponse:
+    """Gateways in scope with status (online/offline), last seen and buffer health."""
+    gateways = await services.store.list_gateways(scope.enterprise_ids)
+    return JsonResponse(await _gateway_views(services, gateways))
+
+
+@router.get("/gateways/{gateway_id}", tags=["registry"])
+async def get_gateway(gateway_id: str, services: ServicesDep, scope: CallerScope) -> JsonResponse:
+    """One gateway in scope with its live status and health."""
+    found = await services.store.get_gateway(gateway_id, enterprise_ids=scope.enterprise_ids)
+    if found is None:
+        not_found("gateway", gateway_id)
+    return JsonResponse((await _gateway_views(services, [found]))[0])
+
+
+@router.post("/gateways", tags=["registry"], status_code=status.HTTP_201_CREATED)
+async def create_gateway(
+    body: GatewayIn, services: ServicesDep, scope: CallerScope
+) -> JsonResponse:
+    """Register a gateway for an enterprise in scope."""
+    enterprise_id = owned_by(scope, body.enterprise_id, "a gateway")
+    await _guard_id(await services.store.get_gateway(body.id), scope, "gateway", body.id)
+    gateway = Gateway(id=body.id, enterprise_id=enterprise_id, name=body.name)
+    await _put(services.store.put_gateway(gateway))
+    _forget_gateway(services, gateway.id)
+    return JsonResponse(gateway, status_code=status.HTTP_201_CREATED)
+
+
+@router.delete("/gateways/{gateway_id}", tags=["registry"], status_code=204)
+async def delete_gateway(gateway_id: str, services: ServicesDep, scope: CallerScope) -> None:
+    """Remove a gateway in scope."""
+    if not await services.store.delete_gateway(gateway_id, enterprise_ids=scope.enterprise_ids):
+        not_found("gateway", gateway_id)
+    _forget_gateway(services, gateway_id)
+
+
+def _forget_gateway(services: ServicesDep, gateway_id: str) -> None:
+    """Drop this worker's cached owner of a gateway, so its next message counts for the new
+    owner (or is refused) rather than for the old enterprise until the cache expires."""
+    if services.ingest is not None:
+        services.ingest.forget_gateway(gateway_id)
+
+
+# -- assets ---------------------------------------------------------------------------------
+
+
+def fix_view(latest: LatestFix, crs: Crs) -> dict[str, Any]:
+    """A latest fix as JSON, its position in ``crs``."""
+    fix: dict[str, Any] = msgspec.to_builtins(latest.fix)
+    fix["lon"], fix["lat"] = convert(latest.fix.lon, latest.fix.lat, src="wgs84", dst=crs)
+    fix["recv_ms"] = latest.recv_ms
+    return fix
+
+
+async def _asset_views(
+    services: ServicesDep, assets: list[Asset], crs: Crs
+) -> list[dict[str, Any]]:
+    ids = [a.id for a in assets]
+    latest = await services.live.latest_fixes(ids)
+    statuses = await services.live.asset_status(ids)
+    views = []
+    for asset in assets:
+        view: dict[str, Any] = msgspec.to_builtins(asset)
+        # A fix archived under another tenant (asset moved) is not shown.
+        fix = latest.get(asset.id)
+        own = fix is not None and fix.enterprise_id == asset.enterprise_id
+        view["latest"] = fix_view(fix, crs) if fix is not None and own else None
+        view["status"] = statuses.get(asset.id)
+        views.append(view)
+    return views
+
+
+@router.get("/assets", tags=["assets"])
+async def list_assets(
+    services: ServicesDep,
+    scope: CallerScope,
+    crs: CrsParam = "wgs84",
+    asset_class: Annotated[str | None, Query()] = None,
+) -> JsonResponse:
+    """Assets in scope with their latest fix and status."""
+    assets = await services.store.list_assets(scope.enterprise_ids, asset_class=asset_class)
+    return JsonResponse(await _asset_views(services, assets, crs))
+
+
+@router.get("/assets/{asset_id}", tags=["assets"])
+async def get_asset(
+    asset_id: str, services: ServicesDep, scope: CallerScope, crs: CrsParam = "wgs84"
+) -> JsonResponse:
+    """One asset in scope with its latest fix and status."""
+    found = await services.store.get_asset(asset_id, enterprise_ids=scope.enterprise_ids)
+    if found is None:
+        not_found("asset", asset_id)
+    return JsonResponse((await _asset_views(services, [found], crs))[0])
+
+
+@router.post("/assets", tags=["assets"], status_code=status.HTTP_201_CREATED)
+async def create_asset(body: AssetIn, services: ServicesDep, scope: CallerScope) -> JsonResponse:
+    """Register or update an asset of an enterprise in scope."""
+    enterprise_id = owned_by(scope, body.enterprise_id, "an asset")
+    await _guard_id(await services.store.get_asset(body.id), scope, "asset", body.id)
+    asset = msgspec.convert(
+        {**body.model_dump(exclude_none=True), "enterprise_id": enterprise_id}, Asset
+    )
+    await _put(services.store.put_asset(asset))
+    return JsonResponse(asset, status_code=status.HTTP_201_CREATED)
+
+
+@router.delete("/assets/{asset_id}", tags=["assets"], status_code=204)
+async def delete_asset(asset_id: str, services: ServicesDep, scope: CallerScope) -> None:
+    """Remove an asset in scope (its archived track stays until retention)."""
+    if not await services.store.delete_asset(asset_id, enterprise_ids=scope.enterprise_ids):
+        not_found("asset", asset_id)
+
+
+# -- sites, points, readings ----------------------------------------------------------------
+
+
+def _site_view(site: Site, crs: Crs) -> dict[str, Any]:
+    view: dict[str, Any] = msgspec.to_builtins(site)
+    view["lon"], view["lat"] = convert(site.lon, site.lat, src="wgs84", dst=crs)
+    return view
+
+
+async def _site(services: ServicesDep, scope: Scope, site_id: str) -> Site:
+    found = await services.store.get_site(site_id, enterprise_ids=scope.enterprise_ids)
+    if found is None:
+        not_found("site", site_id)
+    return found
+
+
+@router.get("/sites", tags=["sites"])
+async def list_sites(
+    services: ServicesDep, scope: CallerScope, crs: CrsParam = "wgs84"
+) -> JsonResponse:
+    """Sites (tank farms) in scope."""
+    sites = await services.store.list_sites(scope.enterprise_ids)
+    return JsonResponse([_site_view(s, crs) for s in sites])
+
+
+@router.get("/sites/{site_id}", tags=["sites"])
+async def get_site(
+    site_id: str, services: ServicesDep, scope: CallerScope, crs: CrsParam = "wgs84"
+) -> JsonResponse:
+    """One site in scope with its points."""
+    site = await _site(services, scope, site_id)
+    view = _site_view(site, crs)
+    view["points"] = msgspec.to_builtins(await services.store.list_points(site_id))
+    return JsonResponse(view)
+
+
+@router.post("/sites", tags=["sites"], status_code=status.HTTP_201_CREATED)
+async def create_site(
+    body: SiteIn, services: ServicesDep, scope: CallerScope, crs: CrsParam = "wgs84"
+) -> JsonResponse:
+    """Register or update a site of an enterprise in scope (position given in ``crs``)."""
+    enterprise_id = owned_by(scope, body.enterprise_id, "a site")
+    await _guard_id(await services.store.get_site(body.id), scope, "site", body.id)
+    lon, lat = convert(body.lon, body.lat, src=crs, dst="wgs84")
+    site = Site(id=body.id, enterprise_id=enterprise_id, name=body.name, lat=lat, lon=lon)
+    await _put(services.store.put_site(site))
+    return JsonResponse(_site_view(site, crs), status_code=status.HTTP_201_CREATED)
+
+
+@router.delete("/sites/{site_id}", tags=["sites"], status_code=204)
+async def delete_site(site_id: str, services: ServicesDep, scope: CallerScope) -> None:
+    """Remove a site in scope and its points."""
+    if not await services.store.delete_site(site_id, enterprise_ids=scope.enterprise_ids):
+        not_found("site", site_id)
+
+
+@router.get("/sites/{site_id}/points", tags=["sites"])
+async def list_points(site_id: str, services: ServicesDep, scope: CallerScope) -> JsonResponse:
+    """Points of a site in scope."""
+    await _site(services, scope, site_id)
+    return JsonResponse(await services.store.list_points(site_id))
+
+
+@router.put("/sites/{site_id}/points/{tag}", tags=["sites"])
+async def put_point(
+    site_id: str,
+    tag: Annotated[str, Path(min_length=1, max_length=128)],
+    body: PointIn,
+    services: ServicesDep,
+    scope: CallerScope,
+) -> JsonResponse:
+    """Create or replace a point of a site in scope."""
+    await _site(services, scope, site_id)
+    limits = Limits(ll=body.ll, l=body.l, h=body.h, hh=body.hh)
+    point = Point(site_id=site_id, tag=tag, unit=body.unit, limits=limits)
+    await _put(services.store.put_point(point))
+    return JsonResponse(point)
+
+
+@router.get("/sites/{site_id}/points/{tag}/readings", tags=["sites"])
+async def readings(
+    site_id: str,
+    tag: str,
+    services: ServicesDep,
+    scope: CallerScope,
+    start_ms: Annotated[int, Query(ge=0, le=MAX_EPOCH_MS)],
+    end_ms: Annotated[int, Query(ge=0, le=MAX_EPOCH_MS)],
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+) -> JsonResponse:
+    """Readings of a point with ``start_ms <= ts < end_ms``, oldest first."""
+    await _site(services, scope, site_id)
+    if end_ms <= start_ms:
+        bad_request("end_ms must be after start_ms")
+    found = await services.store.readings(
+        site_id, tag, start_ms, end_ms, enterprise_ids=scope.enterprise_ids, limit=limit
+    )
+    return JsonResponse(found)

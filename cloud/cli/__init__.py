@@ -1,0 +1,1 @@
+"""`hazwatch` subcommands of the cloud package (see hazwatch.cli)."""

@@ -1,0 +1,263 @@
+"""Cloud service configuration: one TOML file -> typed, validated settings.
+
+Every key is declared once below with its default; an unknown key, a wrong type or a bad value
+raises :class:`ConfigError` naming the file, the dotted key and the reason. Example::
+
+    [database]
+    url = "sqlite+aiosqlite:///var/lib/hazwatch/cloud.db"   # or postgresql+asyncpg://...
+
+    [state]
+    redis_url = "redis://127.0.0.1:6379/0"   # omit for the in-process live state
+
+    [mqtt]
+    host = "127.0.0.1"
+    port = 8883
+    username = "hazwatch-cloud"
+    password = "..."
+    share_group = "cloud"                     # MQTT v5 shared subscription across workers
+    [mqtt.tls]
+    ca_file = "/etc/hazwatch/ca.crt"
+
+    [http]
+    host = "0.0.0.0"
+    port = 8080
+
+    [retention]
+    positions_days = 183
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = [
+    "CloudSettings",
+    "ConfigError",
+    "DatabaseSettings",
+    "HttpSettings",
+    "MqttSettings",
+    "RetentionSettings",
+    "StateSettings",
+    "TlsSettings",
+    "load_settings",
+    "settings_from_mapping",
+]
+
+DEFAULT_DATABASE_URL: Final = "sqlite+aiosqlite:///hazwatch-cloud.db"
+
+
+class ConfigError(Exception):
+    """A cloud configuration that cannot be used; names the file, the key and why."""
+
+    def __init__(self, file: str | Path | None, key: str | None, reason: str) -> None:
+        self.file = str(file) if file is not None else None
+        self.key = key
+        self.reason = reason
+        where = ": ".join(part for part in (self.file, self.key) if part)
+        super().__init__(f"{where}: {reason}" if where else reason)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseSettings:
+    """The archive.
+
+    Attributes:
+        url: ``sqlite+aiosqlite:///path`` (relative paths are relative to the config file) or
+            ``postgresql+asyncpg://user@host/db``.
+        schema: PostgreSQL schema (``None``: the default search path).
+    """
+
+    url: str = DEFAULT_DATABASE_URL
+    schema: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateSettings:
+    """The live state: Redis when ``redis_url`` is set, else in-process.
+
+    Attributes:
+        redis_url: ``redis://host:port/db``; ``None`` for the in-process state (one worker).
+        key_prefix: prefix of every Redis key, so several deployments can share a server.
+    """
+
+    redis_url: str | None = None
+    key_prefix: str = "hz:"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsSettings:
+    """TLS towards the broker; ``ca_file`` alone verifies the server, cert/key add client auth."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MqttSettings:
+    """The broker the ingest reads from.
+
+    Attributes:
+        enabled: run the MQTT ingest at all (off for an API-only worker).
+        share_group: MQTT v5 shared-subscription group; ``None`` subscribes directly.
+        tls: TLS settings; ``None`` for plain MQTT.
+    """
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    client_id: str | None = None
+    share_group: str | None = None
+    keepalive_s: int = 60
+    tls: TlsSettings | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpSettings:
+    """Where the API listens."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetentionSettings:
+    """How long the archive keeps things (DOMAIN: positions >= 6 months, handling >= 3 years)."""
+
+    positions_days: float = 183.0
+    alerts_days: float = 1096.0
+    readings_days: float = 30.0
+    interval_s: float = 3600.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class CloudSettings:
+    """Everything the cloud service is configured with."""
+
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    state: StateSettings = field(default_factory=StateSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    source: str | None = None
+
+
+_SECTIONS: Final[dict[str, type[Any]]] = {
+    "database": DatabaseSettings,
+    "state": StateSettings,
+    "mqtt": MqttSettings,
+    "http": HttpSettings,
+    "retention": RetentionSettings,
+}
+_NUMBER_CHECKS: Final[dict[str, tuple[float, float]]] = {
+    "mqtt.port": (1, 65535),
+    "http.port": (0, 65535),
+    "mqtt.keepalive_s": (1, 65535),
+    "retention.positions_days": (1, 36500),
+    "retention.alerts_days": (1, 36500),
+    "retention.readings_days": (1, 36500),
+    "retention.interval_s": (1, 86400 * 7),
+}
+
+
+def _type_ok(value: Any, annotation: str) -> bool:
+    if annotation.startswith("bool"):
+        return isinstance(value, bool)
+    if annotation.startswith("int"):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation.startswith("float"):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, str)
+
+
+def _section(cls: type[Any], data: Any, prefix: str, file: str | None) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(file, prefix, "expected a table")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}"
+        if key not in fields:
+            raise ConfigError(file, dotted, f"unknown key (known: {', '.join(sorted(fields))})")
+        if cls is MqttSettings and key == "tls":
+            values[key] = _section(TlsSettings, value, dotted, file)
+            continue
+        annotation = str(fields[key].type)
+        if not _type_ok(value, annotation):
+            kind = annotation.split(" ")[0]
+            raise ConfigError(file, dotted, f"expected {kind}, got {value!r}")
+        if dotted in _NUMBER_CHECKS:
+            low, high = _NUMBER_CHECKS[dotted]
+            if not low <= value <= high:
+                raise ConfigError(file, dotted, f"must lie in {low:g}..{high:g}, got {value!r}")
+        # An empty string means "not set" for optional strings (easier to template).
+        values[key] = None if value == "" and "None" in annotation else value
+    return cls(**values)
+
+
+def _resolve_sqlite(url: str, base: Path | None) -> str:
+    prefix = "sqlite+aiosqlite:///"
+    if base is None or not url.startswith(prefix):
+        return url
+    path = url[len(prefix) :]
+    if not path or path.startswith("/") or path == ":memory:":
+        return url
+    return prefix + str((base / path).resolve())
+
+
+def settings_from_mapping(
+    data: dict[str, Any], *, file: str | Path | None = None, base_dir: Path | None = None
+) -> CloudSettings:
+    """Validate an already parsed TOML document.
+
+    Args:
+        data: the parsed document.
+        file: its name, for error messages.
+        base_dir: folder relative SQLite paths are resolved against.
+    """
+    name = str(file) if file is not None else None
+    sections: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in _SECTIONS:
+            raise ConfigError(name, key, f"unknown section (known: {', '.join(_SECTIONS)})")
+        sections[key] = _section(_SECTIONS[key], value, key, name)
+    settings = CloudSettings(**sections, source=name)
+    url = settings.database.url
+    if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ConfigError(
+            name, "database.url", "use sqlite+aiosqlite:///PATH or postgresql+asyncpg://..."
+        )
+    redis_url = settings.state.redis_url
+    if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(name, "state.redis_url", "use redis://host:port/db or rediss://...")
+    share_group = settings.mqtt.share_group
+    if share_group is not None and any(c in share_group for c in "/+#"):
+        # The group name ends at the first '/': the rest would become the topic filter.
+        raise ConfigError(name, "mqtt.share_group", "a group name without '/', '+' or '#'")
+    tls = settings.mqtt.tls
+    if tls is not None and (tls.cert_file is None) != (tls.key_file is None):
+        raise ConfigError(name, "mqtt.tls", "cert_file and key_file go together")
+    database = dataclasses.replace(settings.database, url=_resolve_sqlite(url, base_dir))
+    return dataclasses.replace(settings, database=database)
+
+
+def load_settings(path: str | Path) -> CloudSettings:
+    """Read and validate a cloud TOML file.
+
+    Raises:
+        ConfigError: unreadable file, bad TOML, unknown key, wrong type or bad value.
+    """
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(file, None, f"cannot read: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, None, f"not valid TOML: {exc}") from exc
+    return settings_from_mapping(data, file=file, base_dir=file.parent)

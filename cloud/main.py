@@ -1,0 +1,194 @@
+"""The cloud application: :func:`create_app` builds the FastAPI app whose lifespan owns the
+archive, the live state, the MQTT ingest and the retention job.
+
+Embedded (defaults): SQLite archive, in-process live state, ingest from a local broker.
+Production: PostgreSQL, Redis (so several workers share state), Mosquitto/EMQX with a shared
+subscription. Resources passed in (``store=``, ``live=``) are used as they are and not closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cloud.alerts import AlertService
+from cloud.api import api_router
+from cloud.api.deps import JsonResponse, Services, wall_clock_ms
+from cloud.api.web import web_router
+from cloud.config import CloudSettings, MqttSettings
+from cloud.ingest import Ingest, Step, serve
+from cloud.state import LiveState, MemoryLiveState, RedisLiveState
+from cloud.store import Store
+
+__all__ = ["API_PREFIX", "create_app", "mqtt_tls_context", "open_live_state"]
+
+log = logging.getLogger(__name__)
+#: Where the API routes live; the OpenAPI UI is at /docs.
+API_PREFIX = "/api/v1"
+
+
+def mqtt_tls_context(mqtt: MqttSettings) -> ssl.SSLContext | None:
+    """The TLS context for the broker connection, or ``None`` for plain MQTT."""
+    if mqtt.tls is None:
+        return None
+    context = ssl.create_default_context(cafile=mqtt.tls.ca_file)
+    if mqtt.tls.cert_file and mqtt.tls.key_file:
+        context.load_cert_chain(mqtt.tls.cert_file, mqtt.tls.key_file)
+    return context
+
+
+async def open_live_state(settings: CloudSettings, stack: contextlib.AsyncExitStack) -> LiveState:
+    """Redis live state if configured, else in-process; closed when ``stack`` closes."""
+    if settings.state.redis_url is None:
+        memory = MemoryLiveState()
+        stack.push_async_callback(memory.close)
+        return memory
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(settings.state.redis_url)
+    stack.push_async_callback(client.aclose)
+    await client.ping()
+    redis_state = RedisLiveState(client, settings.state.key_prefix)
+    stack.push_async_callback(redis_state.close)
+    return redis_state
+
+
+async def _retention_loop(services: Services) -> None:
+    retention = services.settings.retention
+    while True:
+        try:
+            await services.store.apply_retention(
+                services.clock_ms(),
+                positions_days=retention.positions_days,
+                alerts_days=retention.alerts_days,
+                readings_days=retention.readings_days,
+            )
+        except Exception:
+            log.exception("retention job failed; trying again in %.0f s", retention.interval_s)
+        await asyncio.sleep(retention.interval_s)
+
+
+def _ingest_task(services: Services, steps: tuple[Step, ...]) -> Coroutine[Any, Any, None]:
+    mqtt = services.settings.mqtt
+    embedded = isinstance(services.live, MemoryLiveState)
+    ingest = Ingest(
+        store=services.store,
+        live=services.live,
+        # In-process state forgets on restart: the archive is then the durable ledger.
+        ledger=services.store if embedded else None,
+        alerts=services.alerts,
+        steps=steps,
+    )
+    services.ingest = ingest
+    return serve(
+        ingest, hostname=mqtt.host, port=mqtt.port, share_group=mqtt.share_group,
+        identifier=mqtt.client_id, username=mqtt.username, password=mqtt.password,
+        tls_context=mqtt_tls_context(mqtt), keepalive_s=mqtt.keepalive_s,
+    )  # fmt: skip
+
+
+class _RefuseNul:
+    """Answer 422 to an API request whose path or query holds a NUL character (``%00``): the
+    archive cannot store or even look up such text on PostgreSQL (bodies: :class:`Body`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        api = scope["type"] == "http" and scope["path"].startswith(API_PREFIX + "/")
+        if api and ("\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")):
+            detail = "NUL characters are not allowed in paths and query parameters"
+            await JsonResponse({"detail": detail}, status_code=422)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    settings: CloudSettings | None = None,
+    *,
+    store: Store | None = None,
+    live: LiveState | None = None,
+    steps: tuple[Step, ...] = (),
+    run_ingest: bool | None = None,
+    run_retention: bool = True,
+    clock_ms: Callable[[], int] = wall_clock_ms,
+    live_keepalive_s: float = 15.0,
+) -> FastAPI:
+    """The cloud API app.
+
+    Args:
+        settings: configuration (defaults: SQLite file, in-process state, local broker).
+        store: an open archive to use instead of connecting to ``settings.database``.
+        live: a live state to use instead of the one ``settings.state`` describes.
+        steps: rule steps the ingest runs on each round of accepted items.
+        run_ingest: run the MQTT ingest (default: ``settings.mqtt.enabled``).
+        run_retention: run the periodic retention job.
+        clock_ms: the clock (UTC epoch ms) used for alert handling and retention.
+        live_keepalive_s: keep-alive interval of live streams (each also re-checks the key).
+    """
+    settings = settings or CloudSettings()
+    ingest_on = settings.mqtt.enabled if run_ingest is None else run_ingest
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            archive = store
+            if archive is None:
+                archive = await Store.connect(
+                    settings.database.url, schema=settings.database.schema
+                )
+                stack.push_async_callback(archive.close)
+            state = live if live is not None else await open_live_state(settings, stack)
+            services = Services(
+                store=archive, live=state, settings=settings, clock_ms=clock_ms,
+                alerts=AlertService(archive, state), live_keepalive_s=live_keepalive_s,
+            )  # fmt: skip
+            app.state.services = services
+            tasks: list[asyncio.Task[None]] = []
+            if ingest_on:
+                tasks.append(asyncio.create_task(_ingest_task(services, steps), name="ingest"))
+            if run_retention:
+                tasks.append(asyncio.create_task(_retention_loop(services), name="retention"))
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    app = FastAPI(
+        title="hazwatch cloud",
+        summary="Live tracking, archive and alerts for work-safety supervision",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.include_router(api_router(), prefix=API_PREFIX)
+    app.add_middleware(_RefuseNul)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JsonResponse:
+        # FastAPI's own handler echoes the input with a strict JSON encoder: a NaN or Infinity
+        # in a body turned the 422 into a 500. msgspec writes them as null.
+        return JsonResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+
+    app.include_router(web_router())  # the map page at /map/
+
+    @app.get("/healthz", tags=["service"])
+    async def healthz() -> dict[str, Any]:
+        """Liveness and ingest counters."""
+        services: Services = app.state.services
+        ingest = services.ingest
+        return {"ok": True, "ingest": ingest.counts() if ingest else None, "api": services.counters}
+
+    return app

@@ -1,0 +1,302 @@
+"""SQL schema of the archive and its migrations (SQLAlchemy Core, SQLite and PostgreSQL).
+
+Every table is declared once here. :data:`MIGRATIONS` lists one step per schema version; the
+store runs the missing ones on start, each in its own transaction, and records the version in
+``schema_meta``. On PostgreSQL ``fixes`` is range-partitioned by month on ``ts_ms``; monthly
+partitions are created on demand by the store and dropped whole by retention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    inspect,
+    text,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "metadata"]
+
+metadata: Final = MetaData()
+
+schema_meta: Final = Table(
+    "schema_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),
+)
+
+enterprises: Final = Table(
+    "enterprises",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("region", String(6), nullable=False, index=True),
+)
+
+gateways: Final = Table(
+    "gateways",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("enterprise_id", String(128), ForeignKey("enterprises.id"), nullable=False, index=True),
+    Column("name", Text, nullable=False, default=""),
+)
+
+assets: Final = Table(
+    "assets",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("enterprise_id", String(128), ForeignKey("enterprises.id"), nullable=False, index=True),
+    Column("asset_class", String(32), nullable=False),
+    Column("plate", String(64)),
+    Column("mmsi", BigInteger, index=True),
+    Column("name", Text, nullable=False, default=""),
+)
+
+sites: Final = Table(
+    "sites",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("enterprise_id", String(128), ForeignKey("enterprises.id"), nullable=False, index=True),
+    Column("name", Text, nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+)
+
+points: Final = Table(
+    "points",
+    metadata,
+    Column("site_id", String(128), ForeignKey("sites.id"), primary_key=True),
+    Column("tag", String(128), primary_key=True),
+    Column("unit", String(32), nullable=False, default=""),
+    Column("limits", JSON, nullable=False),
+)
+
+fixes: Final = Table(
+    "fixes",
+    metadata,
+    Column("asset_id", String(128), nullable=False),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("enterprise_id", String(128), nullable=False),
+    Column("gateway_id", String(128), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("speed_kmh", Float),
+    Column("course", Float),
+    Column("heading", Float),
+    Column("alt_m", Float),
+    Column("hdop", Float),
+    Column("pdop", Float),  # schema 2
+    Column("vdop", Float),  # schema 2
+    Column("fix_type", Integer),  # schema 2
+    Column("sats", Integer),
+    Column("quality", String(16), nullable=False),
+    Column("source", String(8), nullable=False),
+    Column("nav_status", Integer),
+    Column("flags", String(256), nullable=False, default=""),
+    Column("recv_ms", BigInteger, nullable=False),
+    Index("ix_fixes_asset_ts", "asset_id", "ts_ms"),
+    postgresql_partition_by="RANGE (ts_ms)",
+)
+
+readings: Final = Table(
+    "readings",
+    metadata,
+    Column("site_id", String(128), nullable=False),
+    Column("point", String(128), nullable=False),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("enterprise_id", String(128), nullable=False),
+    Column("gateway_id", String(128), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("value", Float),
+    Column("unit", String(32), nullable=False, default=""),
+    Column("quality", String(16), nullable=False),
+    Column("recv_ms", BigInteger, nullable=False),
+    Column("late", Boolean, nullable=False, default=False),
+    Index("ix_readings_point_ts", "site_id", "point", "ts_ms"),
+    Index("ix_readings_ts", "ts_ms"),
+)
+
+vessels: Final = Table(
+    "vessels",
+    metadata,
+    Column("enterprise_id", String(128), primary_key=True),
+    Column("mmsi", BigInteger, primary_key=True),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("gateway_id", String(128), nullable=False),
+    Column("data", JSON, nullable=False),
+)
+
+alerts: Final = Table(
+    "alerts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("enterprise_id", String(128), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("key", String(512), nullable=False),
+    Column("level", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("opened_ms", BigInteger, nullable=False),
+    Column("asset_id", String(128)),
+    Column("site_id", String(128)),
+    Column("point", String(128)),
+    Column("message", Text, nullable=False, default=""),
+    Column("value", Float),
+    Column("acked_ms", BigInteger),
+    Column("acked_by", String(256)),
+    Column("closed_ms", BigInteger),
+    Column("closed_by", String(256)),
+    Column("comment", Text, nullable=False, default=""),
+    Column("updated_ms", BigInteger),
+    Column("data", JSON, nullable=False),
+    Index("ix_alerts_tenant_state", "enterprise_id", "state", "opened_ms"),
+    Index("ix_alerts_opened", "opened_ms"),
+    # One alert per condition that is not closed: the store enforces it, not only the service.
+    Index(
+        "ux_alerts_open_key",
+        "enterprise_id",
+        "key",
+        unique=True,
+        sqlite_where=text("state != 'closed'"),
+        postgresql_where=text("state != 'closed'"),
+    ),
+)
+
+alert_events: Final = Table(
+    "alert_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", String(64), ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("by", String(256), nullable=False, default=""),
+    Column("comment", Text, nullable=False, default=""),
+    Column("data", JSON, nullable=False),
+    Index("ix_alert_events_alert", "alert_id", "id"),
+)
+
+geo_objects: Final = Table(
+    "geo_objects",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("enterprise_id", String(128), index=True),
+    Column("name", Text, nullable=False),
+    Column("geometry", JSON, nullable=False),
+    Column("properties", JSON, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("valid_from_ms", BigInteger),
+    Column("valid_to_ms", BigInteger),
+    Column("updated_ms", BigInteger),
+    Index("ix_geo_kind", "kind", "enterprise_id"),
+)
+
+api_keys: Final = Table(
+    "api_keys",
+    metadata,
+    Column("hash", String(128), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("enterprise_id", String(128)),
+    Column("region", String(6)),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("revoked_ms", BigInteger),
+)
+
+gaps: Final = Table(
+    "gaps",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("gateway_id", String(128), nullable=False),
+    Column("enterprise_id", String(128)),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("missing", BigInteger, nullable=False),
+    Column("detected_ms", BigInteger, nullable=False),
+    Index("ix_gaps_gateway", "gateway_id", "detected_ms"),
+)
+
+rejected: Final = Table(
+    "rejected",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts_ms", BigInteger, nullable=False, index=True),
+    Column("reason", String(32), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("topic", Text, nullable=False, default=""),
+    Column("gateway_id", String(128)),
+    Column("field", Text),
+    Column("payload", LargeBinary, nullable=False),
+)
+
+#: Durable de-duplication ledger: one row per (gateway, seq) ever accepted (kept as long as
+#: positions). Used in the embedded setup; with Redis the live state keeps bitmaps instead.
+seen_seqs: Final = Table(
+    "seen_seqs",
+    metadata,
+    Column("gateway_id", String(128), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("recv_ms", BigInteger, nullable=False, index=True),
+)
+
+#: Highest data ``seq`` received per gateway (gap detection's high-water mark), kept with the
+#: durable ledger so that gaps spanning a restart of the embedded setup are still found.
+seq_high: Final = Table(
+    "seq_high",
+    metadata,
+    Column("gateway_id", String(128), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)
+
+
+async def _v1(conn: AsyncConnection) -> None:
+    """Create every table (a new database gets the current layout in one step)."""
+    await conn.run_sync(metadata.create_all)
+
+
+def _missing_columns(sync_conn: Connection, table: str, names: tuple[str, ...]) -> list[str]:
+    present = {c["name"] for c in inspect(sync_conn).get_columns(table)}
+    return [n for n in names if n not in present]
+
+
+async def _v2(conn: AsyncConnection) -> None:
+    """Fixes keep the GSA dilutions and fix type (``wire.Fix.pdop/vdop/fix_type``)."""
+    wanted = {"pdop": "FLOAT", "vdop": "FLOAT", "fix_type": "INTEGER"}
+    missing = await conn.run_sync(_missing_columns, "fixes", tuple(wanted))
+    for name in missing:
+        # On PostgreSQL this reaches every monthly partition too.
+        await conn.execute(text(f"ALTER TABLE fixes ADD COLUMN {name} {wanted[name]}"))
+
+
+async def _v3(conn: AsyncConnection) -> None:
+    """The per-gateway high-water mark of data seqs, seeded from the ledger (best estimate)."""
+    await conn.run_sync(seq_high.create, checkfirst=True)
+    await conn.execute(
+        text(
+            "INSERT INTO seq_high (gateway_id, seq) SELECT gateway_id, MAX(seq) FROM seen_seqs "
+            "WHERE gateway_id NOT IN (SELECT gateway_id FROM seq_high) GROUP BY gateway_id"
+        )
+    )
+
+
+#: Migration steps; step ``i`` brings the schema from version ``i`` to ``i + 1``. Steps are
+#: idempotent, because a new database is created at the current layout by step 1.
+MIGRATIONS: Final[tuple[Callable[[AsyncConnection], Awaitable[None]], ...]] = (_v1, _v2, _v3)
+SCHEMA_VERSION: Final = len(MIGRATIONS)

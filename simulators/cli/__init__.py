@@ -1,0 +1,1 @@
+"""`hazwatch` subcommands of the simulators package (see hazwatch.cli)."""

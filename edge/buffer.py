@@ -126,6 +126,9 @@ class Buffer:
         #: items held in memory while commits fail, beyond which routine data is dropped
         self.max_pending = 200_000
         self._inflight: dict[int, list[tuple[int, int]]] = {LANE_ALARM: [], LANE_DATA: []}
+        # takes whose caller was cancelled while the SQLite thread ran them: their claims are
+        # released when they finish, and the next claim waits for that first
+        self._abandoned: set[asyncio.Future[Claim | None]] = set()
         self._rejects: dict[str, int] = {}
         #: highest ``seq`` committed so far (every lower one is committed or was dropped)
         self.committed_seq = -1
@@ -380,6 +383,8 @@ class Buffer:
             max_bytes: most stored bytes in the claim (at least one item is taken).
             max_seq: take nothing above this ``seq`` (see :attr:`committed_seq`).
         """
+        if self._abandoned:  # their rows must be claimable again before we look
+            await asyncio.gather(*self._abandoned, return_exceptions=True)
         store = self._store
         assert store is not None, "buffer is not open"
         top = _NO_SEQ if max_seq is None else min(_NO_SEQ, max_seq + 1)
@@ -390,7 +395,10 @@ class Buffer:
         try:
             return await asyncio.shield(taking)
         except asyncio.CancelledError:
-            taking.add_done_callback(self._release_untaken)  # nobody will send or release it
+            # nobody will send or release what the SQLite thread is taking: release it when
+            # the take ends (this callback runs before any waiter's, so before the next claim)
+            self._abandoned.add(taking)
+            taking.add_done_callback(self._release_untaken)
             raise
         except OutboxCorruptError as exc:
             async with self._flush_lock:
@@ -399,6 +407,7 @@ class Buffer:
             return None
 
     def _release_untaken(self, taking: asyncio.Future[Claim | None]) -> None:
+        self._abandoned.discard(taking)
         if not taking.cancelled() and taking.exception() is None:
             claim = taking.result()
             if claim is not None:

@@ -355,7 +355,7 @@ async def test_a_claim_cancelled_while_selecting_is_released(tmp_path: Path) -> 
         taking.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await taking
-        await buffer.stats()  # one more round trip through the SQLite thread
+        # at once: the next claim waits for the abandoned take to end and be released
         claim = await buffer.claim(LANE_DATA)
         assert claim is not None, "the rows of a claim nobody received must stay claimable"
         assert len(claim.bodies) == 10

@@ -37,6 +37,19 @@ log = logging.getLogger(__name__)
 _KEEP_PAYLOAD_BYTES: Final = 4096
 
 
+def raise_if_cancelled() -> None:
+    """Raise the cancellation of this task if an awaited call swallowed it.
+
+    aiomqtt waits for CONNACK, SUBACK and PUBACK with ``asyncio.wait_for``, which on Python
+    3.11 returns the result when a cancellation arrives just as the awaited thing completes,
+    and the cancellation is lost (fixed in 3.12). The task then goes on as if never cancelled
+    and whoever cancelled it waits for ever. Call this after such awaits on a task's main path.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -170,8 +183,10 @@ class Ingest:
             queue_size: messages buffered between the reader and the processor.
             ready: set once the broker has acknowledged every subscription.
         """
+        raise_if_cancelled()  # the connect may have swallowed it
         for topic in topic_filters(share_group, gateway_ids):
             await client.subscribe(topic, qos=qos)
+            raise_if_cancelled()
         if ready is not None:
             ready.set()
         queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(queue_size)

@@ -39,7 +39,7 @@ import wire
 from edge.buffer import LANE_ALARM, LANE_DATA, Buffer, Claim
 from edge.pipeline import SourceHealth
 
-__all__ = ["Forwarder", "MqttSettings", "PublishRefusedError", "backoff_s"]
+__all__ = ["Forwarder", "MqttSettings", "PublishRefusedError", "backoff_s", "raise_if_cancelled"]
 
 log = logging.getLogger(__name__)
 _DEVICE_STATES: Final = frozenset({"online", "offline"})
@@ -72,6 +72,19 @@ class MqttSettings:
     publish_timeout_s: float = 15.0
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
+
+
+def raise_if_cancelled() -> None:
+    """Raise the cancellation of this task if an awaited call swallowed it.
+
+    aiomqtt waits for CONNACK, SUBACK and PUBACK with ``asyncio.wait_for``, which on Python
+    3.11 returns the result when a cancellation arrives just as the awaited thing completes,
+    and the cancellation is lost (fixed in 3.12). The task then goes on as if never cancelled
+    and whoever cancelled it waits for ever. Call this after such awaits on a task's main path.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def backoff_s(attempt: int, *, min_s: float, max_s: float, rand: Callable[[], float]) -> float:
@@ -240,8 +253,10 @@ class Forwarder:
 
     async def _session(self) -> None:
         async with self._client() as client:
+            raise_if_cancelled()
             status_topic = wire.status_topic(self.gateway_id)
             await client.publish(status_topic, self._status("online"), qos=1, retain=True)
+            raise_if_cancelled()
             self._check_accepted(status_topic)
             self.counters["connects"] += 1
             self.connected.set()

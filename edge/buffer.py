@@ -152,9 +152,19 @@ class Buffer:
             return Outbox(self.path, durability=self.durability, first_seq=first_seq), moved
 
     async def open(self) -> None:
-        """Open (or create, or replace a corrupt) database file."""
+        """Open (or create, or replace a corrupt) database file.
+
+        Raises:
+            OSError, sqlite3.Error: the file cannot be opened or created (the buffer stays
+                closed, and ``open`` may be tried again).
+        """
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hazwatch-buffer")
-        store, moved = await self._call(self._open_store, self._now_us())
+        try:
+            store, moved = await self._call(self._open_store, self._now_us())
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
         self._store = store
         self._next_seq = store.next_seq
         self.committed_seq = store.next_seq - 1

@@ -45,6 +45,8 @@ class BufferSettings:
     max_age_s: float = 30 * 86400.0
     durability: Durability = "normal"
     commit_interval_s: float = 0.05
+    #: routine items held in memory while the file cannot be opened (alarms are all held)
+    memory_items: int = 100_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -240,6 +242,7 @@ def _buffer(section: _Section, state_dir: Path | None) -> BufferSettings:
         max_age_s=section.positive("max_age_days", float, 30.0) * 86400,
         durability="full" if durability == "full" else "normal",
         commit_interval_s=section.positive("commit_interval_s", float, 0.05),
+        memory_items=section.positive("memory_items", int, 100_000),
     )
     section.done()
     return settings

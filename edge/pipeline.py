@@ -7,6 +7,9 @@ so sources build items with ``seq=0``.
 
 from __future__ import annotations
 
+import heapq
+import logging
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -15,7 +18,17 @@ import msgspec
 
 import wire
 
-__all__ = ["AlarmListener", "AlarmTap", "CollectingSink", "Sink", "Source", "SourceHealth"]
+__all__ = [
+    "AlarmListener",
+    "AlarmTap",
+    "CollectingSink",
+    "HoldingSink",
+    "Sink",
+    "Source",
+    "SourceHealth",
+]
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -76,6 +89,59 @@ class AlarmTap:
         if isinstance(item, wire.Alarm) and item.state == "raise":
             for listener in self._listeners:
                 listener.on_alarm(item)
+
+
+class HoldingSink:
+    """A sink that holds items in memory until its target is attached, then passes them on.
+
+    The agent runs its sources into one from the start, so that a buffer file that cannot be
+    opened (a missing, full or read-only disk) never stops the sources, their local alarms or
+    their safety outputs. Every alarm is held; of routine data the newest ``max_items`` are, and
+    each one dropped to make room is counted in :attr:`dropped`.
+    """
+
+    def __init__(self, *, max_items: int = 100_000) -> None:
+        self.max_items = max_items
+        #: routine items dropped because more than ``max_items`` were held
+        self.dropped = 0
+        self._target: Sink | None = None
+        self._arrivals = 0
+        self._alarms: list[tuple[int, wire.Item]] = []
+        self._data: deque[tuple[int, wire.Item]] = deque()
+
+    @property
+    def held(self) -> int:
+        """Items waiting for the target."""
+        return len(self._alarms) + len(self._data)
+
+    def put(self, item: wire.Item) -> None:
+        if self._target is not None:
+            self._target.put(item)
+            return
+        self._arrivals += 1
+        if isinstance(item, wire.Alarm):
+            self._alarms.append((self._arrivals, item))
+            return
+        if len(self._data) >= self.max_items:
+            self._data.popleft()
+            if not self.dropped:
+                log.error("%d items held in memory: dropping the oldest data", self.max_items)
+            self.dropped += 1
+        self._data.append((self._arrivals, item))
+
+    def attach(self, target: Sink) -> int:
+        """Put what is held into ``target`` in arrival order, then every later item.
+
+        Returns:
+            How many held items were handed over.
+        """
+        held = self.held
+        for _, item in heapq.merge(self._alarms, self._data, key=lambda pair: pair[0]):
+            target.put(item)
+        self._alarms.clear()
+        self._data.clear()
+        self._target = target
+        return held
 
 
 class CollectingSink:

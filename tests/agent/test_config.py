@@ -38,6 +38,7 @@ def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:
     assert settings.buffer.path == tmp_path / "buffer.db"
     assert settings.buffer.max_age_s == 30 * 86400
     assert settings.buffer.durability == "normal"
+    assert settings.buffer.memory_items == 100_000
     assert (settings.mqtt.host, settings.mqtt.port, settings.mqtt.tls) == ("127.0.0.1", 1883, False)
     assert settings.health_interval_s == 60
     assert settings.state_dir == tmp_path
@@ -64,6 +65,7 @@ path = "data/b.db"
 quota_mb = 2.5
 max_age_days = 31
 durability = "full"
+memory_items = 5000
 [health]
 interval_s = 30
 [plugins.tick]
@@ -78,6 +80,7 @@ per_tick = 3
     assert settings.buffer.path == tmp_path / "data" / "b.db"
     assert settings.buffer.quota_bytes == int(2.5 * 1024 * 1024)
     assert settings.buffer.durability == "full"
+    assert settings.buffer.memory_items == 5000
     assert settings.state_dir == tmp_path / "state"
     (source,) = build_sources(settings)
     assert isinstance(source, Ticker)
@@ -109,6 +112,7 @@ per_tick = 3
             "'normal' or 'full'",
         ),
         ("[gateway]\nid='a'\n[buffer]\nquota_mb=-1\n", "buffer.quota_mb", "greater than 0"),
+        ("[gateway]\nid='a'\n[buffer]\nmemory_items=0\n", "buffer.memory_items", "greater than 0"),
         ("[gateway]\nid='a'\n[health]\ninterval_s=true\n", "health.interval_s", "number"),
         ("[gateway]\nid='a'\n[bogus]\n", "bogus", "unknown section"),
         ("[gateway]\nid='a'\n[plugins.x]\nper_tick=1\n", "plugins.x.module", "required"),

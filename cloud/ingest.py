@@ -26,7 +26,7 @@ import wire
 from cloud.alerts import AlertService
 from cloud.ingest_core import Accepted, Step, candidate_gaps, classify
 from cloud.ingest_io import retried, write_round
-from cloud.ingest_mqtt import serve, topic_filters
+from cloud.ingest_mqtt import cancel_requests, raise_if_cancelled, serve, topic_filters
 from cloud.models import Gap, LiveEvent, Rejected
 from cloud.state import LiveState, SeqLedger
 from cloud.store import Store
@@ -35,19 +35,6 @@ __all__ = ["Accepted", "Ingest", "Step", "serve"]
 
 log = logging.getLogger(__name__)
 _KEEP_PAYLOAD_BYTES: Final = 4096
-
-
-def raise_if_cancelled() -> None:
-    """Raise the cancellation of this task if an awaited call swallowed it.
-
-    aiomqtt waits for CONNACK, SUBACK and PUBACK with ``asyncio.wait_for``, which on Python
-    3.11 returns the result when a cancellation arrives just as the awaited thing completes,
-    and the cancellation is lost (fixed in 3.12). The task then goes on as if never cancelled
-    and whoever cancelled it waits for ever. Call this after such awaits on a task's main path.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 def _now_ms() -> int:
@@ -183,10 +170,10 @@ class Ingest:
             queue_size: messages buffered between the reader and the processor.
             ready: set once the broker has acknowledged every subscription.
         """
-        raise_if_cancelled()  # the connect may have swallowed it
+        before = cancel_requests()
         for topic in topic_filters(share_group, gateway_ids):
             await client.subscribe(topic, qos=qos)
-            raise_if_cancelled()
+            raise_if_cancelled(before)
         if ready is not None:
             ready.set()
         queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(queue_size)

@@ -24,6 +24,27 @@ __all__ = ["serve", "topic_filters"]
 log = logging.getLogger("cloud.ingest")
 
 
+def cancel_requests() -> int:
+    """Cancellations requested of the current task so far (pass to :func:`raise_if_cancelled`)."""
+    task = asyncio.current_task()
+    return task.cancelling() if task is not None else 0
+
+
+def raise_if_cancelled(before: int) -> None:
+    """Raise a cancellation of this task that an awaited call swallowed.
+
+    aiomqtt waits for CONNACK, SUBACK and PUBACK with ``asyncio.wait_for``, which on Python
+    3.11 returns the result when a cancellation arrives just as the awaited thing completes,
+    and the cancellation is lost (fixed in 3.12): the task goes on as if never cancelled and
+    whoever cancelled it waits for ever. Call this after such awaits on a task's main path,
+    with what :func:`cancel_requests` said before them. (Not against zero: on 3.11 a task
+    group whose child fails while it exits leaves its parent's count raised for good.)
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling() > before:
+        raise asyncio.CancelledError
+
+
 def topic_filters(share_group: str | None, gateway_ids: Collection[str] | None) -> list[str]:
     """Subscriptions of an ingest worker: data and alarm (shared if a group is given), status."""
     shared = f"$share/{share_group}/" if share_group else ""
@@ -73,6 +94,7 @@ async def serve(
     delay_s = 0.5
     while True:
         failure: Exception | None = None
+        before = cancel_requests()
         try:
             async with aiomqtt.Client(
                 hostname,
@@ -87,6 +109,7 @@ async def serve(
                 tls_context=tls_context,
                 keepalive=keepalive_s,
             ) as client:
+                raise_if_cancelled(before)
                 log.info("ingest connected to %s:%d", hostname, port)
                 delay_s = 0.5
                 await ingest.run(client, share_group=share_group)

@@ -39,7 +39,14 @@ import wire
 from edge.buffer import LANE_ALARM, LANE_DATA, Buffer, Claim
 from edge.pipeline import SourceHealth
 
-__all__ = ["Forwarder", "MqttSettings", "PublishRefusedError", "backoff_s", "raise_if_cancelled"]
+__all__ = [
+    "Forwarder",
+    "MqttSettings",
+    "PublishRefusedError",
+    "backoff_s",
+    "cancel_requests",
+    "raise_if_cancelled",
+]
 
 log = logging.getLogger(__name__)
 _DEVICE_STATES: Final = frozenset({"online", "offline"})
@@ -74,16 +81,24 @@ class MqttSettings:
     reconnect_max_s: float = 30.0
 
 
-def raise_if_cancelled() -> None:
-    """Raise the cancellation of this task if an awaited call swallowed it.
+def cancel_requests() -> int:
+    """Cancellations requested of the current task so far (pass to :func:`raise_if_cancelled`)."""
+    task = asyncio.current_task()
+    return task.cancelling() if task is not None else 0
+
+
+def raise_if_cancelled(before: int) -> None:
+    """Raise a cancellation of this task that an awaited call swallowed.
 
     aiomqtt waits for CONNACK, SUBACK and PUBACK with ``asyncio.wait_for``, which on Python
     3.11 returns the result when a cancellation arrives just as the awaited thing completes,
-    and the cancellation is lost (fixed in 3.12). The task then goes on as if never cancelled
-    and whoever cancelled it waits for ever. Call this after such awaits on a task's main path.
+    and the cancellation is lost (fixed in 3.12): the task goes on as if never cancelled and
+    whoever cancelled it waits for ever. Call this after such awaits on a task's main path,
+    with what :func:`cancel_requests` said before them. (Not against zero: on 3.11 a task
+    group whose child fails while it exits leaves its parent's count raised for good.)
     """
     task = asyncio.current_task()
-    if task is not None and task.cancelling():
+    if task is not None and task.cancelling() > before:
         raise asyncio.CancelledError
 
 
@@ -252,11 +267,12 @@ class Forwarder:
         self.last_error = message
 
     async def _session(self) -> None:
+        before = cancel_requests()
         async with self._client() as client:
-            raise_if_cancelled()
+            raise_if_cancelled(before)
             status_topic = wire.status_topic(self.gateway_id)
             await client.publish(status_topic, self._status("online"), qos=1, retain=True)
-            raise_if_cancelled()
+            raise_if_cancelled(before)
             self._check_accepted(status_topic)
             self.counters["connects"] += 1
             self.connected.set()

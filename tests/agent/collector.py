@@ -13,7 +13,7 @@ from typing import Self
 import aiomqtt
 
 import wire
-from edge.forward import raise_if_cancelled
+from edge.forward import cancel_requests, raise_if_cancelled
 
 __all__ = ["Collector"]
 
@@ -63,6 +63,7 @@ class Collector:
 
     async def _run(self) -> None:
         while True:
+            before = cancel_requests()
             try:
                 async with aiomqtt.Client(
                     self.host,
@@ -75,7 +76,7 @@ class Collector:
                     await client.subscribe(
                         f"hz/v1/{self.gateway_id}/#", qos=1 if self.persistent else 0
                     )
-                    raise_if_cancelled()  # a SUBACK may have swallowed __aexit__'s cancel
+                    raise_if_cancelled(before)  # a SUBACK may have swallowed __aexit__'s cancel
                     self._subscribed.set()
                     async for message in client.messages:
                         self._record(str(message.topic), bytes(message.payload))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,20 @@ async def test_messages_received_before_the_broker_dies_are_still_archived(
             with contextlib.suppress(aiomqtt.MqttError, ExceptionGroup):
                 await asyncio.wait_for(task, 20.0)
         assert [f.seq for f in await store.track("a", 0, t + 10)] == [1, 2, 3]
+
+
+async def test_a_cancel_at_any_moment_of_connecting_ends_serve(
+    mosquitto: Mosquitto, tmp_path: Path, unique_id: str
+) -> None:
+    # Cancels land on CONNACK and SUBACK too: aiomqtt's wait_for swallowed them on Python 3.11
+    # and the ingest went on reading for ever (the window is narrow, hence random delays).
+    async with open_store("sqlite", tmp_path) as store, open_live("memory", unique_id) as live:
+        ingest = Ingest(store=store, live=live, ledger=store)
+        for _ in range(100):
+            task = asyncio.create_task(serve(ingest, port=mosquitto.port))
+            delay_s = random.uniform(0.0, 0.03)
+            await asyncio.sleep(delay_s)
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=10)
+            assert done, f"serve did not end when cancelled {delay_s * 1000:.1f} ms after start"
+            assert task.cancelled()

@@ -22,7 +22,7 @@ import wire
 from edge.buffer import Buffer
 from edge.config import AgentSettings
 from edge.errors import EdgeError
-from edge.forward import Forwarder
+from edge.forward import Forwarder, cancel_requests
 from edge.pipeline import AlarmListener, AlarmTap, HoldingSink, Sink, Source, SourceHealth
 
 __all__ = ["Agent"]
@@ -82,11 +82,11 @@ class Agent:
 
     async def _run_source(self, source: Source, sink: Sink) -> None:
         while True:
+            before = cancel_requests()  # not zero for good after some task-group failures
             try:
                 await source.run(sink)
             except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if task is None or task.cancelling():
+                if cancel_requests() > before:
                     raise  # the agent is stopping
                 # A library cancelled one of its own futures: the task group would end this
                 # task without a word, and the source would never run again.

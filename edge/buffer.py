@@ -132,6 +132,9 @@ class Buffer:
         self._rejects: dict[str, int] = {}
         #: highest ``seq`` committed so far (every lower one is committed or was dropped)
         self.committed_seq = -1
+        #: highest ``seq`` known to survive a power cut (see :meth:`durable_top`)
+        self.durable_seq = -1
+        self._sync_failing = False
         self.counters: dict[str, int] = {"appended": 0, "acked": 0, "committed": 0}
         self._quota_warned = False
         self._limits_failing = False
@@ -415,6 +418,30 @@ class Buffer:
                 if self._store is store:
                     await self._replace_store(str(exc))
             return None
+
+    async def durable_top(self) -> int:
+        """The highest committed ``seq`` that survives a power cut; syncs first when needed.
+
+        Send nothing above it. With ``full`` durability every commit is already on disk; with
+        ``normal`` this costs one fsync when something was committed since the last call. A
+        failed sync leaves the mark where it was (sending waits; the next call tries again).
+        """
+        top = self.committed_seq
+        if top <= self.durable_seq:
+            return self.durable_seq
+        store = self._store
+        if self.durability != "full" and store is not None:
+            try:
+                await self._call(store.sync)
+            except (sqlite3.Error, OSError, OutboxCorruptError) as exc:
+                if not self._sync_failing:
+                    log.error("buffer sync failed (%s); nothing new is sent until it works", exc)
+                    self._sync_failing = True
+                return self.durable_seq
+            self._sync_failing = False
+            self.counters["syncs"] = self.counters.get("syncs", 0) + 1
+        self.durable_seq = max(self.durable_seq, top)
+        return self.durable_seq
 
     def _release_untaken(self, taking: asyncio.Future[Claim | None]) -> None:
         self._abandoned.discard(taking)

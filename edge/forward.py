@@ -306,10 +306,11 @@ class Forwarder:
 
     async def _next_claim(self, newest: bool) -> Claim | None:
         items, size = self.mqtt.batch_items, self.mqtt.batch_bytes
-        # Data committed after this point may have been committed together with an alarm that
-        # the alarm claim below did not see yet: it waits for the next round.
-        top = self.buffer.committed_seq
-        claim = await self.buffer.claim(LANE_ALARM, max_items=items, max_bytes=size)
+        # Only what is on disk goes out (a power cut must not roll back a sent seq). Data
+        # committed after this point may have been committed together with an alarm that the
+        # alarm claim below did not see yet: both wait for the next round.
+        top = await self.buffer.durable_top()
+        claim = await self.buffer.claim(LANE_ALARM, max_items=items, max_bytes=size, max_seq=top)
         if claim is None:
             claim = await self.buffer.claim(
                 LANE_DATA, newest=newest, max_items=items, max_bytes=size, max_seq=top

@@ -10,7 +10,9 @@ Durability (``PRAGMA synchronous`` in WAL mode):
 
 * ``normal``: a commit reaches the operating system before ``put`` callers move on; a killed or
   crashed agent loses nothing that was committed. A power cut may lose the last commits (never
-  corrupts the file). Cheapest on flash storage; the default.
+  corrupts the file), but never one already sent: the forwarder sends only what
+  :meth:`Outbox.sync` made durable (one fsync per send round with new items, not one per
+  commit). Cheapest on flash storage; the default.
 * ``full``: every commit is fsynced; survives a power cut too, at the cost of one fsync per group
   commit (the buffer commits at most every ``commit_interval_s``, so the cost stays bounded).
 """
@@ -172,6 +174,7 @@ class Outbox:
 
     def __init__(self, path: Path, *, durability: Durability, first_seq: int) -> None:
         self.path = path
+        self.durability: Durability = durability
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None)
         try:
@@ -249,6 +252,31 @@ class Outbox:
         self.next_seq = next_seq
         self.depth += len(rows)
         self.nbytes += sum(len(r[5]) + ROW_OVERHEAD_BYTES for r in rows)
+
+    def sync(self) -> None:
+        """Make every committed transaction durable (one small commit that fsyncs the WAL).
+
+        Under ``normal`` durability commits reach the operating system but not the disk. The
+        forwarder calls this before it sends anything committed since the last call, so a power
+        cut may lose items never sent but never rolls back a sent one, whose ``seq`` would then
+        be given to a new item that the cloud drops as a duplicate.
+        """
+        with _translated(self.path):
+            self._db.execute("PRAGMA synchronous=FULL")  # WAL mode: fsync at this commit
+            try:
+                self._transaction()
+                try:
+                    self._write(
+                        "INSERT INTO meta VALUES ('syncs', 1) "
+                        "ON CONFLICT(name) DO UPDATE SET value = value + 1",
+                        [()],
+                    )
+                    self._commit()
+                except BaseException:
+                    self._rollback()
+                    raise
+            finally:
+                self._db.execute(f"PRAGMA synchronous={self.durability.upper()}")
 
     def _insert(self, lane: int, rows: Sequence[Row]) -> None:
         """Insert with multi-row statements.

@@ -390,3 +390,54 @@ async def test_a_failed_replacement_of_a_corrupt_file_keeps_the_items(
         assert alarms is not None
         assert {i.code for i in decode(alarms) if isinstance(i, wire.Alarm)} >= {"buffer_corrupt"}
     assert "database or disk is full" in caplog.text
+
+
+def stored_syncs(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        row = db.execute("SELECT value FROM meta WHERE name = 'syncs'").fetchone()
+    return int(row[0]) if row else 0
+
+
+async def test_normal_durability_syncs_before_anything_is_sent(tmp_path: Path) -> None:
+    # A power cut may roll back commits that were never fsynced; had they been sent, their seqs
+    # would be given again and the cloud would drop the new items as duplicates. So the
+    # forwarder sends only up to durable_top(), which fsyncs once per round with new commits.
+    async with make(tmp_path / "b.db", durability="normal") as buffer:
+        for n in range(10):
+            buffer.put(reading(n))
+        await buffer.flush()
+        assert buffer.durable_seq < buffer.committed_seq
+        assert await buffer.durable_top() == buffer.committed_seq
+        assert await buffer.durable_top() == buffer.committed_seq  # nothing new: no sync
+        assert buffer.counters["syncs"] == 1
+        buffer.put(reading(10))
+        await buffer.flush()
+        assert await buffer.durable_top() == buffer.committed_seq
+        assert buffer.counters["syncs"] == 2
+        store = buffer._store
+        assert store is not None
+        (synchronous,) = await buffer._call(
+            lambda: store._db.execute("PRAGMA synchronous").fetchone()
+        )
+        assert synchronous == 1, "commits go back to NORMAL after the sync"
+    assert stored_syncs(tmp_path / "b.db") == 2
+
+
+async def test_full_durability_needs_no_extra_sync(tmp_path: Path) -> None:
+    async with make(tmp_path / "b.db", durability="full") as buffer:
+        buffer.put(reading(0))
+        await buffer.flush()
+        assert await buffer.durable_top() == buffer.committed_seq
+        assert "syncs" not in buffer.counters
+    assert stored_syncs(tmp_path / "b.db") == 0
+
+
+async def test_rows_found_at_open_are_synced_before_they_are_sent(tmp_path: Path) -> None:
+    async with make(tmp_path / "b.db") as buffer:
+        buffer.put(reading(0))
+        await buffer.flush()
+        last = buffer.committed_seq
+    async with make(tmp_path / "b.db") as buffer:
+        assert buffer.durable_seq < last
+        assert await buffer.durable_top() == last
+        assert buffer.counters["syncs"] == 1

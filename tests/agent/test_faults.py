@@ -43,9 +43,16 @@ async def test_broker_killed_and_restarted_mid_stream(tmp_path: Path, unique_id:
             outage_alarms = ticker.alarms
             await collector.wait(lambda: ticker.alarms >= outage_alarms + 10)
             assert not agent.forwarder.connected.is_set()
+            # Pause the source while the order is checked: an item taken between the newest
+            # claim and the oldest one may join the oldest (a small backlog drains in one go).
+            ticker.count = ticker.emitted
             broker.start()
             mark = len(collector.arrivals)
-            await collector.wait(lambda: collector.first_new_channel(mark) != "")
+
+            def data_batches() -> list[list[int]]:
+                return [seqs for channel, seqs in collector.new_after(mark) if channel == "data"]
+
+            await collector.wait(lambda: len(data_batches()) >= 2)
             ticker.count = ticker.emitted + 100
             await collector.wait(lambda: ticker.emitted == ticker.count)
             await agent.buffer.flush()
@@ -54,7 +61,7 @@ async def test_broker_killed_and_restarted_mid_stream(tmp_path: Path, unique_id:
             first = min(collector.seqs())
             await collector.wait(lambda: not collector.missing(first, last))
     assert collector.first_new_channel(mark) == "alarm", "the alarm backlog goes first"
-    data = [seqs for channel, seqs in collector.new_after(mark) if channel == "data"]
+    data = data_batches()
     assert max(data[0]) > max(data[1]), "current data first, then the backlog beside it"
     assert min(data[1]) < min(data[0])
     assert_complete(collector, first, last)

@@ -57,7 +57,8 @@ class Ingest:
             are given up (counted as ``store_error.<kind>``), and of each ledger call before
             the items are passed on unchecked (counted as ``ledger_error``).
         archive_retry_s: first delay between tries, doubled each time.
-        gateway_ttl_s: how long a gateway -> enterprise lookup is cached.
+        gateway_ttl_s: how long a gateway -> enterprise (and asset -> enterprise) lookup is
+            cached.
         clock: receive time in epoch ms (tests pin it).
     """
 
@@ -91,6 +92,8 @@ class Ingest:
         self.counters: collections.Counter[str] = collections.Counter()
         self.rejected: collections.deque[Rejected] = collections.deque(maxlen=reject_ring)
         self._gateways: dict[str, tuple[str, float]] = {}
+        # asset id -> (its enterprise, or None when not registered; expiry on the monotonic clock)
+        self._asset_owners: dict[str, tuple[str | None, float]] = {}
         self._reading_ms: dict[tuple[str, str], int] = {}
         self._logged_at = time.monotonic()
         self._logged: collections.Counter[str] = collections.Counter()
@@ -135,6 +138,7 @@ class Ingest:
             elif fresh:
                 fills.setdefault(gateway_id, []).extend(i.seq for i in fresh)
             items += [(gateway_id, enterprise_id, item) for item in fresh]
+        items = await self._own_assets_only(items, recv_ms, rejects)
         accepted = await self._classify(items, recv_ms)
         accepted.gaps = gaps
         await write_round(self, accepted, batches, rejects, recv_ms, fills=fills)
@@ -198,6 +202,10 @@ class Ingest:
     def forget_gateway(self, gateway_id: str) -> None:
         """Drop the cached enterprise of a gateway (call after moving or deleting it)."""
         self._gateways.pop(gateway_id, None)
+
+    def forget_asset(self, asset_id: str) -> None:
+        """Drop the cached enterprise of an asset (call after registering, moving or deleting it)."""
+        self._asset_owners.pop(asset_id, None)
 
     # -- stages -----------------------------------------------------------------------------
 
@@ -363,6 +371,65 @@ class Ingest:
                     "gateway %s: %d seqs missing in %d..%d", gateway_id, missing, first, last
                 )
         return gaps, fills
+
+    async def _own_assets_only(
+        self, items: list[tuple[str, str, wire.Item]], recv_ms: int, rejects: list[Rejected]
+    ) -> list[tuple[str, str, wire.Item]]:
+        """Refuse fixes of an asset registered to another enterprise than the gateway's.
+
+        A misconfigured or rogue gateway must not move another tenant's truck on the map or in
+        its track. Unregistered assets (vessels a shore station hears) pass. If the registry
+        cannot be read the fixes pass too, counted as ``registry_error.assets``.
+        """
+        fixes = {i.asset for _, _, i in items if isinstance(i, wire.Fix)}
+        if not fixes:
+            return items
+        try:
+            owners = await self._owners(fixes)
+        except Exception:
+            self._pending["registry_error.assets"] += 1
+            log.exception("asset registry lookup failed; fixes accepted unchecked")
+            return items
+        kept = []
+        for gateway_id, enterprise_id, item in items:
+            owner = owners.get(item.asset) if isinstance(item, wire.Fix) else None
+            if owner is None or owner == enterprise_id:
+                kept.append((gateway_id, enterprise_id, item))
+                continue
+            assert isinstance(item, wire.Fix)
+            rejects.append(
+                _rejected(
+                    recv_ms,
+                    "foreign_asset",
+                    f"asset {item.asset!r} is registered to another enterprise",
+                    wire.data_topic(gateway_id),
+                    gateway_id,
+                    wire.encode_item(item),
+                    "asset",
+                )
+            )
+        return kept
+
+    async def _owners(self, asset_ids: set[str]) -> dict[str, str | None]:
+        now = time.monotonic()
+        found: dict[str, str | None] = {}
+        missing = []
+        for asset_id in asset_ids:
+            cached = self._asset_owners.get(asset_id)
+            if cached is not None and cached[1] > now:
+                found[asset_id] = cached[0]
+            else:
+                missing.append(asset_id)
+        if missing:
+            store = self.store
+            looked = await retried(self, "registry_retry", lambda: store.asset_owners(missing))
+            expiry = now + self.gateway_ttl_s
+            if len(self._asset_owners) > 100_000:
+                self._asset_owners.clear()
+            for asset_id in missing:
+                found[asset_id] = looked.get(asset_id)
+                self._asset_owners[asset_id] = (found[asset_id], expiry)
+        return found
 
     async def _classify(self, items: list[tuple[str, str, wire.Item]], recv_ms: int) -> Accepted:
         assets = {i.asset for _, _, i in items if isinstance(i, wire.Fix)}

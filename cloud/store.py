@@ -11,7 +11,7 @@ reported exactly like a missing one (``None`` / ``False``), so the API can answe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import msgspec
 from sqlalchemy import delete, select
@@ -151,6 +151,18 @@ class Store(StoreOps):
         filters = {} if asset_class is None else {"asset_class": asset_class}
         rows = await self._select(s.assets, s.assets.c.enterprise_id, enterprise_ids, **filters)
         return sorted((Asset(**r) for r in rows), key=lambda a: a.id)
+
+    async def asset_owners(self, asset_ids: Collection[str]) -> dict[str, str]:
+        """The enterprise of each of these assets that is registered (for ingest checks)."""
+        owners: dict[str, str] = {}
+        ids = sorted(asset_ids)
+        async with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                query = select(s.assets.c.id, s.assets.c.enterprise_id).where(
+                    s.assets.c.id.in_(ids[start : start + 500])
+                )
+                owners.update({row.id: row.enterprise_id for row in await conn.execute(query)})
+        return owners
 
     async def delete_asset(self, asset_id: str, *, enterprise_ids: Scope = None) -> bool:
         """Delete an asset (its archived track stays until retention)."""

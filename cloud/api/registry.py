@@ -259,6 +259,8 @@ async def create_asset(body: AssetIn, services: ServicesDep, scope: CallerScope)
         {**body.model_dump(exclude_none=True), "enterprise_id": enterprise_id}, Asset
     )
     await _put(services.store.put_asset(asset))
+    if services.ingest is not None:  # its fixes are checked against the new owner at once
+        services.ingest.forget_asset(asset.id)
     return JsonResponse(asset, status_code=status.HTTP_201_CREATED)
 
 
@@ -267,6 +269,8 @@ async def delete_asset(asset_id: str, services: ServicesDep, scope: CallerScope)
     """Remove an asset in scope (its archived track stays until retention)."""
     if not await services.store.delete_asset(asset_id, enterprise_ids=scope.enterprise_ids):
         not_found("asset", asset_id)
+    if services.ingest is not None:
+        services.ingest.forget_asset(asset_id)
 
 
 # -- sites, points, readings ----------------------------------------------------------------

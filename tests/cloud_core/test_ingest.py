@@ -17,6 +17,7 @@ import pytest
 import wire
 from cloud.alerts import AlertService
 from cloud.ingest import Accepted, Ingest
+from cloud.models import Asset
 from tests.cloud_core.conftest import open_live, open_store, register
 from tests.cloud_core.ingest_support import batch, now_ms, publish, running, until
 
@@ -162,6 +163,33 @@ async def test_bad_payloads_and_unknown_gateways_are_counted_and_kept(
     assert {r.reason for r in kept} == {r.reason for r in ingest.rejected}
     assert b"{not json" in [r.payload for r in kept]
     assert next(r for r in kept if r.reason == "out_of_range").field == "$.items[1].lat"
+
+
+async def test_fixes_of_another_enterprises_asset_are_refused(
+    ingest: Ingest, unique_id: str
+) -> None:
+    # gateway gw belongs to e1; gateway rogue to e2, which claims e1's registered truck
+    gw, rogue, t = unique_id, unique_id + "r", now_ms() - 10_000
+    truck, boat = f"{gw}-truck", f"{gw}-boat"
+    await register(ingest.store, "e2", rogue)
+    await ingest.store.put_asset(Asset(id=truck, enterprise_id="e1", asset_class="hazmat_truck"))
+    async with running(ingest, [gw, rogue]):
+        await publish([(wire.data_topic(gw), batch(gw, [fix(truck, 1, t, lat=31.5)]))])
+        await until(lambda: ingest.counters["accepted.fix"] == 1)
+        spoofed = [fix(truck, 1, t + 5000, lat=30.0), fix(boat, 2, t + 5000, lat=30.1)]
+        await publish([(wire.data_topic(rogue), batch(rogue, spoofed))])
+        await until(lambda: ingest.counters["rejected.foreign_asset"] == 1)
+    assert ingest.counters["accepted.fix"] == 2, "the unregistered asset passes"
+    latest = await ingest.live.latest_fixes([truck, boat])
+    assert latest[truck].fix.lat == 31.5, "the truck stays where its own gateway put it"
+    assert latest[truck].enterprise_id == "e1"
+    assert latest[boat].enterprise_id == "e2"
+    assert [f.lat for f in await ingest.store.track(truck, 0, t + 60_000)] == [31.5]
+    [kept] = [r for r in await ingest.store.list_rejected(limit=10) if r.reason == "foreign_asset"]
+    assert kept.gateway_id == rogue
+    assert kept.field == "asset"
+    assert kept.detail == f"asset {truck!r} is registered to another enterprise"  # not which
+    assert wire.decode_item(kept.payload) == spoofed[0]
 
 
 async def test_late_and_future_items_are_marked(ingest: Ingest, unique_id: str) -> None:

@@ -354,6 +354,8 @@ class FileStream:
         self.online = False
         self.reconnects = 0
         self.overflows = 0
+        #: times the file was read (one per pass when looping)
+        self.passes = 0
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         self.online = True
@@ -364,6 +366,14 @@ class FileStream:
                 except OSError as exc:
                     log.error("%s: cannot replay %s: %s", self.name, self.path, exc)
                     return
+                self.passes += 1
+                if not data.strip() and self.loop:  # would spin: wait for the file to fill
+                    if self.passes == 1:
+                        log.warning(
+                            "%s: %s is empty; looking again every second", self.name, self.path
+                        )
+                    await asyncio.sleep(1.0)
+                    continue
                 if self.pacing == "fast":
                     for start in range(0, len(data), 65536):
                         yield data[start : start + 65536]

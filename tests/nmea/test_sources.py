@@ -319,6 +319,26 @@ async def test_replay_of_a_file_that_vanished_ends_quietly(tmp_path: Path) -> No
     assert sink.items == []
 
 
+async def test_a_looped_replay_of_an_empty_file_waits_instead_of_spinning(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "empty.nmea"
+    path.write_bytes(b"\r\n")
+    stream = FileStream("file", path=path, loop=True)
+    source = gnss_source(stream)
+    sink = CollectingSink()
+    task = asyncio.create_task(source.run(sink))
+    await asyncio.sleep(0.5)
+    assert stream.passes <= 2, "an empty file is looked at once a second, not in a busy loop"
+    path.write_bytes(b"$GPGGA,120000.00,3130.0000,N,12018.0000,E,1,08,0.9,10.0,M,0.0,M,,*6A\r\n")
+    async with asyncio.timeout(10):
+        while stream.passes < 3:  # noqa: ASYNC110  # the stream's own counter
+            await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 def test_config_errors_in_the_section(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"gnss.hdop_limit: must be a number"):
         build_sources({"hdop_limit": "x"}, file=tmp_path / "a.toml", state_dir=tmp_path)

@@ -116,6 +116,9 @@ class Forwarder:
         gateway_id: this gateway's id (topics and envelopes).
         mqtt: connection and batching options.
         health_interval_s: period of the ``health`` item.
+        first_health_s: delay of the first ``health`` item after start (at most the period):
+            soon, so the cloud shows the backlog and the devices of a restarted gateway at
+            once, but after the sources have had time to reach their devices.
         sources_health: returns the health of every source (merged into the health item).
         clock: wall clock in seconds.
     """
@@ -127,6 +130,7 @@ class Forwarder:
         gateway_id: str,
         mqtt: MqttSettings,
         health_interval_s: float = 60.0,
+        first_health_s: float = 10.0,
         sources_health: Callable[[], Sequence[tuple[str, SourceHealth]]] = tuple,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -134,6 +138,7 @@ class Forwarder:
         self.gateway_id = wire.check_gateway_id(gateway_id)
         self.mqtt = mqtt
         self.health_interval_s = health_interval_s
+        self.first_health_s = min(first_health_s, health_interval_s)
         self._sources_health = sources_health
         self._clock = clock
         self._topics = {
@@ -352,9 +357,10 @@ class Forwarder:
     # -- health ----------------------------------------------------------------------------
 
     async def _health_loop(self) -> None:
+        await asyncio.sleep(self.first_health_s)
         while True:
-            await asyncio.sleep(self.health_interval_s)
             await self.put_health()
+            await asyncio.sleep(self.health_interval_s)
 
     async def put_health(self) -> None:
         """Put one ``health`` item (buffer, forwarder and source figures) into the buffer."""

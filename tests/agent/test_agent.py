@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from pathlib import Path
 
 import pytest
 
+import wire
 from edge.agent import Agent
+from edge.buffer import Buffer
+from edge.forward import Forwarder
 from edge.pipeline import Sink, SourceHealth
+from tests.agent.collector import Collector
 from tests.agent.helpers import settings
 
 pytestmark = pytest.mark.services
@@ -84,3 +89,29 @@ async def test_a_stop_at_any_moment_of_start_up_ends_the_agent(
         done, _ = await asyncio.wait({task}, timeout=10)
         assert done, f"the agent did not end after a stop {delay_s * 1000:.1f} ms after its start"
         task.result()
+
+
+async def test_the_first_health_item_comes_soon_after_start(tmp_path: Path, unique_id: str) -> None:
+    # A regulator looking at a gateway that just restarted sees its backlog and devices
+    # within seconds, not after a whole health period (an hour here).
+    config = settings(tmp_path, unique_id)
+    async with Collector(unique_id) as collector, Buffer(tmp_path / "b.db") as buffer:
+        forwarder = Forwarder(
+            buffer,
+            gateway_id=unique_id,
+            mqtt=config.mqtt,
+            health_interval_s=3600.0,
+            first_health_s=0.2,
+            sources_health=lambda: [("src", SourceHealth(devices={"dev": "online"}))],
+        )
+        tasks = [asyncio.create_task(buffer.run()), asyncio.create_task(forwarder.run())]
+        try:
+            await collector.wait(lambda: bool(collector.of_kind(wire.Health)), timeout_s=10)
+        finally:
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    [health] = collector.of_kind(wire.Health)
+    assert isinstance(health, wire.Health)
+    assert health.devices == {"dev": "online"}

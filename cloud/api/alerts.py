@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import Field
 
 from cloud.alerts import AlertService, InvalidTransitionError
+from cloud.api import schemas as out
 from cloud.api.deps import (
     MAX_EPOCH_MS,
     Body,
@@ -31,7 +32,9 @@ class Handling(Body):
     comment: str = Field(default="", max_length=4000)
 
 
-@router.get("/alerts")
+@router.get(
+    "/alerts", response_class=out.JsonDoc, response_model=list[out.AlertOut], responses=out.errors()
+)
 async def list_alerts(
     services: ServicesDep,
     scope: CallerScope,
@@ -58,7 +61,12 @@ async def list_alerts(
     return JsonResponse(found)
 
 
-@router.get("/alerts/{alert_id}")
+@router.get(
+    "/alerts/{alert_id}",
+    response_class=out.JsonDoc,
+    response_model=out.AlertOut,
+    responses=out.errors(404),
+)
 async def get_alert(alert_id: str, services: ServicesDep, scope: CallerScope) -> JsonResponse:
     """One alert in scope with its full event history."""
     found = await services.store.get_alert(alert_id, enterprise_ids=scope.enterprise_ids)
@@ -102,7 +110,12 @@ async def _act(
     return _answer(alert, alert_id)
 
 
-@router.post("/alerts/{alert_id}/acknowledge")
+@router.post(
+    "/alerts/{alert_id}/acknowledge",
+    response_class=out.JsonDoc,
+    response_model=out.AlertOut,
+    responses=out.errors(404, 409),
+)
 async def acknowledge(
     alert_id: str, body: Handling, services: ServicesDep, scope: CallerScope
 ) -> JsonResponse:
@@ -110,7 +123,12 @@ async def acknowledge(
     return await _act("acknowledge", alert_id, body, services, scope)
 
 
-@router.post("/alerts/{alert_id}/comment")
+@router.post(
+    "/alerts/{alert_id}/comment",
+    response_class=out.JsonDoc,
+    response_model=out.AlertOut,
+    responses=out.errors(404, 409),
+)
 async def comment(
     alert_id: str, body: Handling, services: ServicesDep, scope: CallerScope
 ) -> JsonResponse:
@@ -120,7 +138,12 @@ async def comment(
     return await _act("comment", alert_id, body, services, scope)
 
 
-@router.post("/alerts/{alert_id}/close")
+@router.post(
+    "/alerts/{alert_id}/close",
+    response_class=out.JsonDoc,
+    response_model=out.AlertOut,
+    responses=out.errors(404, 409),
+)
 async def close(
     alert_id: str, body: Handling, services: ServicesDep, scope: CallerScope
 ) -> JsonResponse:

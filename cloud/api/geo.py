@@ -17,6 +17,7 @@ from fastapi import APIRouter, status
 from pydantic import Field
 from shapely.geometry import shape
 
+from cloud.api import schemas as out
 from cloud.api.deps import (
     MAX_EPOCH_MS,
     Body,
@@ -213,15 +214,24 @@ def _register(kind: GeoKind) -> None:
 
     label = kind
     router.add_api_route(f"/{plural}", list_objects, methods=["GET"], tags=tags,
-                         summary=f"List {plural} in scope (FeatureCollection)")  # fmt: skip
+                         summary=f"List {plural} in scope (FeatureCollection)",
+                         response_class=out.JsonDoc, response_model=out.GEO_COLLECTIONS[kind],
+                         responses=out.errors())  # fmt: skip
     router.add_api_route(f"/{plural}", create_object, methods=["POST"], tags=tags, status_code=201,
-                         summary=f"Create a {label} from a GeoJSON Feature")  # fmt: skip
+                         summary=f"Create a {label} from a GeoJSON Feature",
+                         response_class=out.JsonDoc, response_model=out.GEO_FEATURES[kind],
+                         responses=out.errors(403, 404, 409))  # fmt: skip
     router.add_api_route(f"/{plural}/{{object_id}}", get_object, methods=["GET"], tags=tags,
-                         summary=f"One {label} as a GeoJSON Feature")  # fmt: skip
+                         summary=f"One {label} as a GeoJSON Feature",
+                         response_class=out.JsonDoc, response_model=out.GEO_FEATURES[kind],
+                         responses=out.errors(404))  # fmt: skip
     router.add_api_route(f"/{plural}/{{object_id}}", replace_object, methods=["PUT"], tags=tags,
-                         summary=f"Replace a {label} (its version increases)")  # fmt: skip
+                         summary=f"Replace a {label} (its version increases)",
+                         response_class=out.JsonDoc, response_model=out.GEO_FEATURES[kind],
+                         responses=out.errors(403, 404))  # fmt: skip
     router.add_api_route(f"/{plural}/{{object_id}}", delete_object, methods=["DELETE"], tags=tags,
-                         status_code=204, summary=f"Delete a {label}")  # fmt: skip
+                         status_code=204, summary=f"Delete a {label}",
+                         responses=out.errors(403, 404))  # fmt: skip
     for route in router.routes[-5:]:
         route.name = f"{route.name}_{plural}"  # type: ignore[attr-defined]
 

@@ -7,6 +7,7 @@ from typing import Annotated
 import msgspec
 from fastapi import APIRouter, Query
 
+from cloud.api import schemas as out
 from cloud.api.deps import AdminScope, CallerScope, JsonResponse, ServicesDep
 
 __all__ = ["router"]
@@ -14,7 +15,13 @@ __all__ = ["router"]
 router = APIRouter(default_response_class=JsonResponse)
 
 
-@router.get("/ingest/rejected", tags=["ingest"])
+@router.get(
+    "/ingest/rejected",
+    tags=["ingest"],
+    response_class=out.JsonDoc,
+    response_model=list[out.RejectedOut],
+    responses=out.errors(403),
+)
 async def rejected(
     services: ServicesDep, _: AdminScope, limit: Annotated[int, Query(ge=1, le=10_000)] = 100
 ) -> JsonResponse:
@@ -28,7 +35,13 @@ async def rejected(
     return JsonResponse(views)
 
 
-@router.get("/ingest/gaps", tags=["ingest"])
+@router.get(
+    "/ingest/gaps",
+    tags=["ingest"],
+    response_class=out.JsonDoc,
+    response_model=list[out.GapOut],
+    responses=out.errors(),
+)
 async def gaps(
     services: ServicesDep,
     scope: CallerScope,
@@ -40,20 +53,38 @@ async def gaps(
     return JsonResponse(found)
 
 
-@router.get("/ingest/counters", tags=["ingest"])
+@router.get(
+    "/ingest/counters",
+    tags=["ingest"],
+    response_class=out.JsonDoc,
+    response_model=out.IngestCounters,
+    responses=out.errors(403),
+)
 async def counters(services: ServicesDep, _: AdminScope) -> JsonResponse:
     """This worker's ingest counters (accepted, duplicate, rejected by reason...) and API ones."""
     ingest = services.ingest.counts() if services.ingest is not None else {}
     return JsonResponse({"ingest": ingest, "api": dict(services.counters)})
 
 
-@router.get("/vessels", tags=["assets"])
+@router.get(
+    "/vessels",
+    tags=["assets"],
+    response_class=out.JsonDoc,
+    response_model=list[out.VesselOut],
+    responses=out.errors(),
+)
 async def vessels(services: ServicesDep, scope: CallerScope) -> JsonResponse:
     """Newest static data (AIS types 5, 19, 24) of every vessel in scope, by MMSI."""
     return JsonResponse(await services.store.vessels(scope.enterprise_ids))
 
 
-@router.get("/me", tags=["service"])
+@router.get(
+    "/me",
+    tags=["service"],
+    response_class=out.JsonDoc,
+    response_model=out.MeOut,
+    responses=out.errors(),
+)
 async def me(scope: CallerScope) -> JsonResponse:
     """Who the key is: role, name and the enterprises it sees (``null``: all)."""
     ids = None if scope.enterprise_ids is None else sorted(scope.enterprise_ids)

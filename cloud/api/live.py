@@ -17,6 +17,7 @@ import msgspec
 from fastapi import APIRouter, Header, HTTPException, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
+from cloud.api import schemas as out
 from cloud.api.deps import CrsParam, Services, ServicesDep, scope_of_token
 from cloud.auth import Scope, authenticate
 from cloud.coords import Crs, convert
@@ -165,7 +166,17 @@ async def _drain(websocket: WebSocket) -> None:
             await websocket.receive_text()
 
 
-@router.get("/live/sse", response_class=StreamingResponse)
+@router.get(
+    "/live/sse",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "An endless `text/event-stream`: `event: <kind>`, `data: <JSON>`",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **out.errors(),
+    },
+)
 async def live_sse(
     services: ServicesDep,
     token: Annotated[str | None, Query(description="API key, if no Authorization header")] = None,

@@ -10,6 +10,7 @@ import msgspec
 from fastapi import APIRouter, Path, Query, status
 from pydantic import Field, model_validator
 
+from cloud.api import schemas as out
 from cloud.api.deps import (
     MAX_EPOCH_MS,
     AdminScope,
@@ -110,13 +111,25 @@ async def _put(coro: Any) -> None:
 # -- enterprises ----------------------------------------------------------------------------
 
 
-@router.get("/enterprises", tags=["registry"])
+@router.get(
+    "/enterprises",
+    tags=["registry"],
+    response_class=out.JsonDoc,
+    response_model=list[out.EnterpriseOut],
+    responses=out.errors(),
+)
 async def list_enterprises(services: ServicesDep, scope: CallerScope) -> JsonResponse:
     """Enterprises in the caller's scope."""
     return JsonResponse(await services.store.list_enterprises(scope.enterprise_ids))
 
 
-@router.get("/enterprises/{enterprise_id}", tags=["registry"])
+@router.get(
+    "/enterprises/{enterprise_id}",
+    tags=["registry"],
+    response_class=out.JsonDoc,
+    response_model=out.EnterpriseOut,
+    responses=out.errors(404),
+)
 async def get_enterprise(
     enterprise_id: str, services: ServicesDep, scope: CallerScope
 ) -> JsonResponse:
@@ -127,7 +140,14 @@ async def get_enterprise(
     return JsonResponse(found)
 
 
-@router.post("/enterprises", tags=["registry"], status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/enterprises",
+    tags=["registry"],
+    status_code=status.HTTP_201_CREATED,
+    response_class=out.JsonDoc,
+    response_model=out.EnterpriseOut,
+    responses=out.errors(403, 409),
+)
 async def create_enterprise(
     body: EnterpriseIn, services: ServicesDep, _: AdminScope
 ) -> JsonResponse:
@@ -154,14 +174,26 @@ async def _gateway_views(services: ServicesDep, gateways: list[Gateway]) -> list
     return views
 
 
-@router.get("/gateways", tags=["registry"])
+@router.get(
+    "/gateways",
+    tags=["registry"],
+    response_class=out.JsonDoc,
+    response_model=list[out.GatewayView],
+    responses=out.errors(),
+)
 async def list_gateways(services: ServicesDep, scope: CallerScope) -> JsonResponse:
     """Gateways in scope with status (online/offline), last seen and buffer health."""
     gateways = await services.store.list_gateways(scope.enterprise_ids)
     return JsonResponse(await _gateway_views(services, gateways))
 
 
-@router.get("/gateways/{gateway_id}", tags=["registry"])
+@router.get(
+    "/gateways/{gateway_id}",
+    tags=["registry"],
+    response_class=out.JsonDoc,
+    response_model=out.GatewayView,
+    responses=out.errors(404),
+)
 async def get_gateway(gateway_id: str, services: ServicesDep, scope: CallerScope) -> JsonResponse:
     """One gateway in scope with its live status and health."""
     found = await services.store.get_gateway(gateway_id, enterprise_ids=scope.enterprise_ids)
@@ -170,7 +202,14 @@ async def get_gateway(gateway_id: str, services: ServicesDep, scope: CallerScope
     return JsonResponse((await _gateway_views(services, [found]))[0])
 
 
-@router.post("/gateways", tags=["registry"], status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/gateways",
+    tags=["registry"],
+    status_code=status.HTTP_201_CREATED,
+    response_class=out.JsonDoc,
+    response_model=out.GatewayOut,
+    responses=out.errors(404, 409),
+)
 async def create_gateway(
     body: GatewayIn, services: ServicesDep, scope: CallerScope
 ) -> JsonResponse:
@@ -183,7 +222,9 @@ async def create_gateway(
     return JsonResponse(gateway, status_code=status.HTTP_201_CREATED)
 
 
-@router.delete("/gateways/{gateway_id}", tags=["registry"], status_code=204)
+@router.delete(
+    "/gateways/{gateway_id}", tags=["registry"], status_code=204, responses=out.errors(404)
+)
 async def delete_gateway(gateway_id: str, services: ServicesDep, scope: CallerScope) -> None:
     """Remove a gateway in scope."""
     if not await services.store.delete_gateway(gateway_id, enterprise_ids=scope.enterprise_ids):
@@ -227,7 +268,13 @@ async def _asset_views(
     return views
 
 
-@router.get("/assets", tags=["assets"])
+@router.get(
+    "/assets",
+    tags=["assets"],
+    response_class=out.JsonDoc,
+    response_model=list[out.AssetView],
+    responses=out.errors(),
+)
 async def list_assets(
     services: ServicesDep,
     scope: CallerScope,
@@ -239,7 +286,13 @@ async def list_assets(
     return JsonResponse(await _asset_views(services, assets, crs))
 
 
-@router.get("/assets/{asset_id}", tags=["assets"])
+@router.get(
+    "/assets/{asset_id}",
+    tags=["assets"],
+    response_class=out.JsonDoc,
+    response_model=out.AssetView,
+    responses=out.errors(404),
+)
 async def get_asset(
     asset_id: str, services: ServicesDep, scope: CallerScope, crs: CrsParam = "wgs84"
 ) -> JsonResponse:
@@ -250,7 +303,14 @@ async def get_asset(
     return JsonResponse((await _asset_views(services, [found], crs))[0])
 
 
-@router.post("/assets", tags=["assets"], status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/assets",
+    tags=["assets"],
+    status_code=status.HTTP_201_CREATED,
+    response_class=out.JsonDoc,
+    response_model=out.AssetOut,
+    responses=out.errors(404, 409),
+)
 async def create_asset(body: AssetIn, services: ServicesDep, scope: CallerScope) -> JsonResponse:
     """Register or update an asset of an enterprise in scope."""
     enterprise_id = owned_by(scope, body.enterprise_id, "an asset")
@@ -264,7 +324,7 @@ async def create_asset(body: AssetIn, services: ServicesDep, scope: CallerScope)
     return JsonResponse(asset, status_code=status.HTTP_201_CREATED)
 
 
-@router.delete("/assets/{asset_id}", tags=["assets"], status_code=204)
+@router.delete("/assets/{asset_id}", tags=["assets"], status_code=204, responses=out.errors(404))
 async def delete_asset(asset_id: str, services: ServicesDep, scope: CallerScope) -> None:
     """Remove an asset in scope (its archived track stays until retention)."""
     if not await services.store.delete_asset(asset_id, enterprise_ids=scope.enterprise_ids):
@@ -289,7 +349,13 @@ async def _site(services: ServicesDep, scope: Scope, site_id: str) -> Site:
     return found
 
 
-@router.get("/sites", tags=["sites"])
+@router.get(
+    "/sites",
+    tags=["sites"],
+    response_class=out.JsonDoc,
+    response_model=list[out.SiteOut],
+    responses=out.errors(),
+)
 async def list_sites(
     services: ServicesDep, scope: CallerScope, crs: CrsParam = "wgs84"
 ) -> JsonResponse:
@@ -298,7 +364,13 @@ async def list_sites(
     return JsonResponse([_site_view(s, crs) for s in sites])
 
 
-@router.get("/sites/{site_id}", tags=["sites"])
+@router.get(
+    "/sites/{site_id}",
+    tags=["sites"],
+    response_class=out.JsonDoc,
+    response_model=out.SiteDetail,
+    responses=out.errors(404),
+)
 async def get_site(
     site_id: str, services: ServicesDep, scope: CallerScope, crs: CrsParam = "wgs84"
 ) -> JsonResponse:
@@ -309,7 +381,14 @@ async def get_site(
     return JsonResponse(view)
 
 
-@router.post("/sites", tags=["sites"], status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/sites",
+    tags=["sites"],
+    status_code=status.HTTP_201_CREATED,
+    response_class=out.JsonDoc,
+    response_model=out.SiteOut,
+    responses=out.errors(404, 409),
+)
 async def create_site(
     body: SiteIn, services: ServicesDep, scope: CallerScope, crs: CrsParam = "wgs84"
 ) -> JsonResponse:
@@ -322,21 +401,33 @@ async def create_site(
     return JsonResponse(_site_view(site, crs), status_code=status.HTTP_201_CREATED)
 
 
-@router.delete("/sites/{site_id}", tags=["sites"], status_code=204)
+@router.delete("/sites/{site_id}", tags=["sites"], status_code=204, responses=out.errors(404))
 async def delete_site(site_id: str, services: ServicesDep, scope: CallerScope) -> None:
     """Remove a site in scope and its points."""
     if not await services.store.delete_site(site_id, enterprise_ids=scope.enterprise_ids):
         not_found("site", site_id)
 
 
-@router.get("/sites/{site_id}/points", tags=["sites"])
+@router.get(
+    "/sites/{site_id}/points",
+    tags=["sites"],
+    response_class=out.JsonDoc,
+    response_model=list[out.SitePoint],
+    responses=out.errors(404),
+)
 async def list_points(site_id: str, services: ServicesDep, scope: CallerScope) -> JsonResponse:
     """Points of a site in scope."""
     await _site(services, scope, site_id)
     return JsonResponse(await services.store.list_points(site_id))
 
 
-@router.put("/sites/{site_id}/points/{tag}", tags=["sites"])
+@router.put(
+    "/sites/{site_id}/points/{tag}",
+    tags=["sites"],
+    response_class=out.JsonDoc,
+    response_model=out.SitePoint,
+    responses=out.errors(404, 409),
+)
 async def put_point(
     site_id: str,
     tag: Annotated[str, Path(min_length=1, max_length=128)],
@@ -352,7 +443,13 @@ async def put_point(
     return JsonResponse(point)
 
 
-@router.get("/sites/{site_id}/points/{tag}/readings", tags=["sites"])
+@router.get(
+    "/sites/{site_id}/points/{tag}/readings",
+    tags=["sites"],
+    response_class=out.JsonDoc,
+    response_model=list[out.ReadingOut],
+    responses=out.errors(404),
+)
 async def readings(
     site_id: str,
     tag: str,

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 import wire
+from cloud.api import schemas as out
 from cloud.api.deps import (
     MAX_EPOCH_MS,
     CallerScope,
@@ -70,7 +71,12 @@ def track_feature(
     return {"type": "Feature", "id": asset_id, "geometry": geometry, "properties": properties}
 
 
-@router.get("/assets/{asset_id}/track")
+@router.get(
+    "/assets/{asset_id}/track",
+    response_class=out.JsonDoc,
+    response_model=out.TrackFeature,
+    responses=out.errors(404),
+)
 async def track(
     asset_id: str,
     services: ServicesDep,
@@ -107,7 +113,12 @@ async def track(
     return JsonResponse(feature)
 
 
-@router.get("/nearby")
+@router.get(
+    "/nearby",
+    response_class=out.JsonDoc,
+    response_model=out.NearbyCollection,
+    responses=out.errors(),
+)
 async def nearby(
     services: ServicesDep,
     scope: CallerScope,

@@ -8,7 +8,11 @@ A receiver sends several sentences per epoch, in an order of its own. The :class
 merges them by time of day: sentences with a time (GGA, RMC, GNS, GLL) belong to the epoch of
 that time; sentences without (VTG, GSA) join the open epoch unless it already has one of their
 type, in which case they open the next one. An epoch is complete when a sentence of another time
-arrives (or on :meth:`NmeaDecoder.flush`), so a fix is emitted one epoch late.
+arrives (or on :meth:`NmeaDecoder.flush`), so at first a fix is emitted one epoch late. Meanwhile
+the decoder learns the receiver's cycle (which sentence ends an epoch, and what an epoch holds);
+once three epochs in a row ended the same way, an epoch that matches is emitted at its last
+sentence. A sentence of an epoch already emitted is counted (``late_sentences``) and dropped, and
+the cycle is learned again.
 
 Field sources: time from GGA/RMC/GNS/GLL, date from RMC (a receiver without RMC gets the date
 from the clock passed in and the flag ``no_rmc_date``); position from GGA, else GNS, RMC, GLL;
@@ -44,6 +48,8 @@ _EPOCH_ORDINAL: Final = 719_163  # date(1970, 1, 1).toordinal()
 _VALID_GGA: Final = frozenset({1, 2, 4, 5})
 _OK_MODES: Final = frozenset({"A", "D", "P", "R", "F"})
 _RANK_GGA, _RANK_GNS, _RANK_RMC, _RANK_GLL = 4, 3, 2, 1
+#: Epochs ended the same way, in a row, before the decoder trusts the receiver's cycle.
+_LEARN_EPOCHS: Final = 3
 
 
 class _Epoch:
@@ -51,11 +57,13 @@ class _Epoch:
 
     __slots__ = (
         "alt_m",
+        "counts",
         "course",
         "date_days",
         "fix_type",
         "gga_quality",
         "hdop",
+        "last",
         "lat",
         "lon",
         "mode",
@@ -87,6 +95,9 @@ class _Epoch:
         self.pdop: float | None = None
         self.vdop: float | None = None
         self.seen: set[str] = set()
+        #: sentences applied per type, and the type of the last one
+        self.counts: dict[str, int] = {}
+        self.last = ""
 
 
 def _float(text: str) -> float | None:
@@ -169,6 +180,12 @@ class NmeaDecoder:
         self._prev_went_next = False
         self._last_date_days: int | None = None
         self._last_tod_ms = 0
+        # The receiver's cycle, learned from epochs ended by a time change: (last sentence
+        # type, its count, the counts of every type). Once seen _LEARN_EPOCHS times in a row,
+        # an epoch that matches it is emitted at its last sentence.
+        self._pattern: tuple[str, int, frozenset[tuple[str, int]]] | None = None
+        self._pattern_hits = 0
+        self._closed_tod: int | None = None
 
     @property
     def counters(self) -> dict[str, int]:
@@ -231,11 +248,19 @@ class NmeaDecoder:
         if tod is None:
             epoch = self._untimed_target(kind)
         else:
+            if tod == self._closed_tod:
+                # A sentence of the epoch just emitted, arriving late (or after the learned
+                # cycle said the epoch was over): dropped, never a second fix of that time.
+                self._count(self._counters, "late_sentences")
+                self._pattern, self._pattern_hits = None, 0
+                return None
             self._prev_went_next = False
             current = self._open
             if current is None or (current.tod_ms is not None and current.tod_ms != tod):
                 if current is not None:
                     done = self._finish(current, now_ms)
+                    self._learn(current)
+                self._closed_tod = current.tod_ms if current is not None else self._closed_tod
                 current = self._next if self._next is not None else _Epoch()
                 self._open, self._next = current, None
             current.tod_ms = tod
@@ -248,7 +273,32 @@ class NmeaDecoder:
             # other fields and sentences said.
             self._count(self.errors, "bad_field")
         epoch.seen.add(kind)
+        epoch.counts[kind] = epoch.counts.get(kind, 0) + 1
+        epoch.last = kind
+        if done is None and epoch is self._open and self._closes(epoch):
+            # The receiver's cycle is known and this was its last sentence: emit now rather
+            # than when the next epoch's first sentence arrives.
+            self._closed_tod = epoch.tod_ms
+            self._open, self._next = self._next, None
+            self._prev_went_next = True  # a repeat of this type belongs to the next epoch
+            self._count(self._counters, "epochs_closed_early")
+            return self._finish(epoch, now_ms)
         return done
+
+    def _learn(self, epoch: _Epoch) -> None:
+        """Note how an epoch that ended at a time change ended (its last sentence and set)."""
+        pattern = (epoch.last, epoch.counts.get(epoch.last, 0), frozenset(epoch.counts.items()))
+        if pattern == self._pattern:
+            self._pattern_hits += 1
+        else:
+            self._pattern, self._pattern_hits = pattern, 1
+
+    def _closes(self, epoch: _Epoch) -> bool:
+        """Whether ``epoch`` now holds exactly what the learned cycle holds when it ends."""
+        pattern = self._pattern
+        if pattern is None or self._pattern_hits < _LEARN_EPOCHS or epoch.tod_ms is None:
+            return False
+        return epoch.last == pattern[0] and frozenset(epoch.counts.items()) == pattern[2]
 
     def _untimed_target(self, kind: str) -> _Epoch:
         """Where a sentence without time goes: the open epoch, or the next one."""
@@ -258,6 +308,7 @@ class NmeaDecoder:
             if repeated
             else not (self._open is not None and kind not in self._open.seen)
         )
+        to_next = to_next or self._open is None
         self._prev_went_next = to_next
         if not to_next:
             assert self._open is not None

@@ -32,9 +32,7 @@ class Handling(Body):
     comment: str = Field(default="", max_length=4000)
 
 
-@router.get(
-    "/alerts", response_class=out.JsonDoc, response_model=list[out.AlertOut], responses=out.errors()
-)
+@router.get("/alerts", response_model=list[out.AlertOut], responses=out.errors())
 async def list_alerts(
     services: ServicesDep,
     scope: CallerScope,
@@ -63,7 +61,6 @@ async def list_alerts(
 
 @router.get(
     "/alerts/{alert_id}",
-    response_class=out.JsonDoc,
     response_model=out.AlertOut,
     responses=out.errors(404),
 )
@@ -112,7 +109,6 @@ async def _act(
 
 @router.post(
     "/alerts/{alert_id}/acknowledge",
-    response_class=out.JsonDoc,
     response_model=out.AlertOut,
     responses=out.errors(404, 409),
 )
@@ -125,7 +121,6 @@ async def acknowledge(
 
 @router.post(
     "/alerts/{alert_id}/comment",
-    response_class=out.JsonDoc,
     response_model=out.AlertOut,
     responses=out.errors(404, 409),
 )
@@ -140,7 +135,6 @@ async def comment(
 
 @router.post(
     "/alerts/{alert_id}/close",
-    response_class=out.JsonDoc,
     response_model=out.AlertOut,
     responses=out.errors(404, 409),
 )

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, NoReturn
 
 import msgspec
-from fastapi import Depends, HTTPException, Query, Request, Response, status
+from fastapi import Depends, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -191,8 +192,12 @@ def bad_request(detail: Any, *, code: int = status.HTTP_422_UNPROCESSABLE_CONTEN
     raise HTTPException(code, detail=detail)
 
 
-class JsonResponse(Response):
-    """A JSON response encoded with msgspec (structs, dicts and lists of them)."""
+class JsonResponse(JSONResponse):
+    """A JSON response encoded with msgspec (structs, dicts and lists of them).
+
+    A ``JSONResponse`` subclass, so that FastAPI writes the routes' ``response_model`` into the
+    OpenAPI document (handlers return it directly: the model documents, never serializes).
+    """
 
     media_type = "application/json"
 

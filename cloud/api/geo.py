@@ -215,19 +215,19 @@ def _register(kind: GeoKind) -> None:
     label = kind
     router.add_api_route(f"/{plural}", list_objects, methods=["GET"], tags=tags,
                          summary=f"List {plural} in scope (FeatureCollection)",
-                         response_class=out.JsonDoc, response_model=out.GEO_COLLECTIONS[kind],
+                         response_model=out.GEO_COLLECTIONS[kind],
                          responses=out.errors())  # fmt: skip
     router.add_api_route(f"/{plural}", create_object, methods=["POST"], tags=tags, status_code=201,
                          summary=f"Create a {label} from a GeoJSON Feature",
-                         response_class=out.JsonDoc, response_model=out.GEO_FEATURES[kind],
+                         response_model=out.GEO_FEATURES[kind],
                          responses=out.errors(403, 404, 409))  # fmt: skip
     router.add_api_route(f"/{plural}/{{object_id}}", get_object, methods=["GET"], tags=tags,
                          summary=f"One {label} as a GeoJSON Feature",
-                         response_class=out.JsonDoc, response_model=out.GEO_FEATURES[kind],
+                         response_model=out.GEO_FEATURES[kind],
                          responses=out.errors(404))  # fmt: skip
     router.add_api_route(f"/{plural}/{{object_id}}", replace_object, methods=["PUT"], tags=tags,
                          summary=f"Replace a {label} (its version increases)",
-                         response_class=out.JsonDoc, response_model=out.GEO_FEATURES[kind],
+                         response_model=out.GEO_FEATURES[kind],
                          responses=out.errors(403, 404))  # fmt: skip
     router.add_api_route(f"/{plural}/{{object_id}}", delete_object, methods=["DELETE"], tags=tags,
                          status_code=204, summary=f"Delete a {label}",

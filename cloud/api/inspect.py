@@ -18,7 +18,6 @@ router = APIRouter(default_response_class=JsonResponse)
 @router.get(
     "/ingest/rejected",
     tags=["ingest"],
-    response_class=out.JsonDoc,
     response_model=list[out.RejectedOut],
     responses=out.errors(403),
 )
@@ -38,7 +37,6 @@ async def rejected(
 @router.get(
     "/ingest/gaps",
     tags=["ingest"],
-    response_class=out.JsonDoc,
     response_model=list[out.GapOut],
     responses=out.errors(),
 )
@@ -56,7 +54,6 @@ async def gaps(
 @router.get(
     "/ingest/counters",
     tags=["ingest"],
-    response_class=out.JsonDoc,
     response_model=out.IngestCounters,
     responses=out.errors(403),
 )
@@ -69,7 +66,6 @@ async def counters(services: ServicesDep, _: AdminScope) -> JsonResponse:
 @router.get(
     "/vessels",
     tags=["assets"],
-    response_class=out.JsonDoc,
     response_model=list[out.VesselOut],
     responses=out.errors(),
 )
@@ -81,7 +77,6 @@ async def vessels(services: ServicesDep, scope: CallerScope) -> JsonResponse:
 @router.get(
     "/me",
     tags=["service"],
-    response_class=out.JsonDoc,
     response_model=out.MeOut,
     responses=out.errors(),
 )

@@ -114,7 +114,6 @@ async def _put(coro: Any) -> None:
 @router.get(
     "/enterprises",
     tags=["registry"],
-    response_class=out.JsonDoc,
     response_model=list[out.EnterpriseOut],
     responses=out.errors(),
 )
@@ -126,7 +125,6 @@ async def list_enterprises(services: ServicesDep, scope: CallerScope) -> JsonRes
 @router.get(
     "/enterprises/{enterprise_id}",
     tags=["registry"],
-    response_class=out.JsonDoc,
     response_model=out.EnterpriseOut,
     responses=out.errors(404),
 )
@@ -144,7 +142,6 @@ async def get_enterprise(
     "/enterprises",
     tags=["registry"],
     status_code=status.HTTP_201_CREATED,
-    response_class=out.JsonDoc,
     response_model=out.EnterpriseOut,
     responses=out.errors(403, 409),
 )
@@ -177,7 +174,6 @@ async def _gateway_views(services: ServicesDep, gateways: list[Gateway]) -> list
 @router.get(
     "/gateways",
     tags=["registry"],
-    response_class=out.JsonDoc,
     response_model=list[out.GatewayView],
     responses=out.errors(),
 )
@@ -190,7 +186,6 @@ async def list_gateways(services: ServicesDep, scope: CallerScope) -> JsonRespon
 @router.get(
     "/gateways/{gateway_id}",
     tags=["registry"],
-    response_class=out.JsonDoc,
     response_model=out.GatewayView,
     responses=out.errors(404),
 )
@@ -206,7 +201,6 @@ async def get_gateway(gateway_id: str, services: ServicesDep, scope: CallerScope
     "/gateways",
     tags=["registry"],
     status_code=status.HTTP_201_CREATED,
-    response_class=out.JsonDoc,
     response_model=out.GatewayOut,
     responses=out.errors(404, 409),
 )
@@ -271,7 +265,6 @@ async def _asset_views(
 @router.get(
     "/assets",
     tags=["assets"],
-    response_class=out.JsonDoc,
     response_model=list[out.AssetView],
     responses=out.errors(),
 )
@@ -289,7 +282,6 @@ async def list_assets(
 @router.get(
     "/assets/{asset_id}",
     tags=["assets"],
-    response_class=out.JsonDoc,
     response_model=out.AssetView,
     responses=out.errors(404),
 )
@@ -307,7 +299,6 @@ async def get_asset(
     "/assets",
     tags=["assets"],
     status_code=status.HTTP_201_CREATED,
-    response_class=out.JsonDoc,
     response_model=out.AssetOut,
     responses=out.errors(404, 409),
 )
@@ -352,7 +343,6 @@ async def _site(services: ServicesDep, scope: Scope, site_id: str) -> Site:
 @router.get(
     "/sites",
     tags=["sites"],
-    response_class=out.JsonDoc,
     response_model=list[out.SiteOut],
     responses=out.errors(),
 )
@@ -367,7 +357,6 @@ async def list_sites(
 @router.get(
     "/sites/{site_id}",
     tags=["sites"],
-    response_class=out.JsonDoc,
     response_model=out.SiteDetail,
     responses=out.errors(404),
 )
@@ -385,7 +374,6 @@ async def get_site(
     "/sites",
     tags=["sites"],
     status_code=status.HTTP_201_CREATED,
-    response_class=out.JsonDoc,
     response_model=out.SiteOut,
     responses=out.errors(404, 409),
 )
@@ -411,7 +399,6 @@ async def delete_site(site_id: str, services: ServicesDep, scope: CallerScope) -
 @router.get(
     "/sites/{site_id}/points",
     tags=["sites"],
-    response_class=out.JsonDoc,
     response_model=list[out.SitePoint],
     responses=out.errors(404),
 )
@@ -424,7 +411,6 @@ async def list_points(site_id: str, services: ServicesDep, scope: CallerScope) -
 @router.put(
     "/sites/{site_id}/points/{tag}",
     tags=["sites"],
-    response_class=out.JsonDoc,
     response_model=out.SitePoint,
     responses=out.errors(404, 409),
 )
@@ -446,7 +432,6 @@ async def put_point(
 @router.get(
     "/sites/{site_id}/points/{tag}/readings",
     tags=["sites"],
-    response_class=out.JsonDoc,
     response_model=list[out.ReadingOut],
     responses=out.errors(404),
 )

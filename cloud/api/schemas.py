@@ -19,10 +19,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.api.deps import JsonResponse
 from cloud.models import AlertAction, AlertState, AssetClass, Role
 from wire.items import FixQuality, Quality
 
@@ -39,7 +37,6 @@ __all__ = [
     "GatewayOut",
     "GatewayView",
     "IngestCounters",
-    "JsonDoc",
     "MeOut",
     "NearbyCollection",
     "ReadingOut",
@@ -52,16 +49,6 @@ __all__ = [
     "VesselOut",
     "errors",
 ]
-
-
-class JsonDoc(JsonResponse, JSONResponse):
-    """:class:`JsonResponse` as the ``response_class`` of a documented route.
-
-    FastAPI writes a ``response_model`` into the OpenAPI document only when the route's response
-    class is a ``JSONResponse``; ``JsonResponse`` is a plain ``Response``. This class renders
-    exactly as ``JsonResponse`` (msgspec; first in the MRO) and is never instantiated anyway: the
-    handlers return ``JsonResponse`` objects, which FastAPI passes through as they are.
-    """
 
 
 def _drop_default(schema: dict[str, Any]) -> None:

@@ -73,7 +73,6 @@ def track_feature(
 
 @router.get(
     "/assets/{asset_id}/track",
-    response_class=out.JsonDoc,
     response_model=out.TrackFeature,
     responses=out.errors(404),
 )
@@ -115,7 +114,6 @@ async def track(
 
 @router.get(
     "/nearby",
-    response_class=out.JsonDoc,
     response_model=out.NearbyCollection,
     responses=out.errors(),
 )

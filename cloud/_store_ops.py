@@ -6,10 +6,10 @@ import bisect
 import json
 import logging
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import Select, and_, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from cloud import schema as s
@@ -18,10 +18,18 @@ from cloud._sql_pg import prune_fix_partitions
 from cloud._store_base import ConflictError, Scope, StoreBase
 from cloud.models import Alert, AlertEvent, ApiKey, Gap, Rejected
 
-__all__ = ["StoreOps"]
+__all__ = ["AlarmMark", "StoreOps"]
 
 log = logging.getLogger("cloud.store")
 _INSERT_CHUNK = 500
+
+
+class AlarmMark(msgspec.Struct, frozen=True, kw_only=True):
+    """The newest edge alarm applied to a condition: observation time, ``seq``, state."""
+
+    ts_ms: int
+    seq: int
+    state: Literal["raise", "clear"]
 
 
 class StoreOps(StoreBase):
@@ -41,25 +49,46 @@ class StoreOps(StoreBase):
             raise ConflictError(f"alert {alert.id} or open key {alert.key!r} exists") from exc
 
     async def update_alert(
-        self, alert: Alert, event: AlertEvent | None = None, *, expect_state: str | None = None
-    ) -> None:
+        self,
+        alert: Alert,
+        event: AlertEvent | None = None,
+        *,
+        expect_state: str | None = None,
+        if_mark: AlarmMark | None = None,
+    ) -> bool:
         """Save an alert's fields (not its events) and append ``event`` in one transaction.
 
         Args:
             expect_state: the state the change was decided on; if the stored alert is no longer
                 in it (another worker or user changed it meanwhile), nothing is written and
                 :class:`ConflictError` is raised, so the caller can decide again.
+            if_mark: write only while this is still the newest edge alarm of the alert's
+                condition (see :meth:`advance_alarm_mark`); on PostgreSQL the mark is locked
+                until the change is committed, so a newer alarm's advance waits for it.
+
+        Returns:
+            ``False`` if nothing was written because ``if_mark`` is no longer the newest.
         """
         row = {k: v for k, v in msgspec.structs.asdict(alert).items() if k not in ("events", "id")}
         stmt = update(s.alerts).where(s.alerts.c.id == alert.id).values(**row)
         if expect_state is not None:
             stmt = stmt.where(s.alerts.c.state == expect_state)
+        if if_mark is not None:
+            # Checked again in the statement itself: SQLite runs it atomically.
+            stmt = stmt.where(_mark_is(alert.enterprise_id, alert.key, if_mark).exists())
         async with self.engine.begin() as conn:
+            if if_mark is not None:
+                query = _mark_is(alert.enterprise_id, alert.key, if_mark)
+                if self.dialect == "postgresql":
+                    query = query.with_for_update()
+                if (await conn.execute(query)).first() is None:
+                    return False
             result = await conn.execute(stmt)
-            if expect_state is not None and not result.rowcount:
-                raise ConflictError(f"alert {alert.id} is no longer {expect_state}")
+            if (expect_state is not None or if_mark is not None) and not result.rowcount:
+                raise ConflictError(f"alert {alert.id} is no longer {expect_state or 'there'}")
             if event is not None:
                 await conn.execute(_event_insert(alert.id, event))
+        return True
 
     async def get_alert(self, alert_id: str, *, enterprise_ids: Scope = None) -> Alert | None:
         """One alert with its full event history, or ``None`` if missing or outside the scope."""
@@ -88,6 +117,43 @@ class StoreOps(StoreBase):
         async with self.engine.connect() as conn:
             alert_id = await conn.scalar(query)
         return None if alert_id is None else await self.get_alert(alert_id)
+
+    async def advance_alarm_mark(self, enterprise_id: str, key: str, mark: AlarmMark) -> bool:
+        """Record ``mark`` as the newest edge alarm applied to condition ``key`` if it is newer,
+        by ``(ts_ms, seq)``, than the one recorded; return whether it was (atomic across workers:
+        of two alarms advancing at once, the older one never wins).
+
+        The same ``(ts_ms, seq)`` again is a duplicate and not newer, except a ``clear`` after a
+        ``raise``: at equal time and seq the clear is taken as the later of the two.
+        """
+        c = s.alarm_marks.c
+        row = {
+            "enterprise_id": enterprise_id,
+            "key": key,
+            "ts_ms": mark.ts_ms,
+            "seq": mark.seq,
+            "state": mark.state,
+        }
+        # In ON CONFLICT ... DO UPDATE ... WHERE the table's columns are the stored row's.
+        newer = or_(c.ts_ms < mark.ts_ms, and_(c.ts_ms == mark.ts_ms, c.seq < mark.seq))
+        if mark.state == "clear":
+            # A raise and a clear with equal time and seq (one gateway never numbers two items
+            # alike, but hand-made or relayed alarms may): the clear is taken as the later.
+            same = and_(c.ts_ms == mark.ts_ms, c.seq == mark.seq, c.state == "raise")
+            newer = or_(newer, same)
+        stmt = upsert(self.dialect, s.alarm_marks, row, ("enterprise_id", "key"), where=newer)
+        async with self.engine.begin() as conn:
+            return (await conn.execute(stmt.returning(c.ts_ms))).first() is not None
+
+    async def alarm_mark(self, enterprise_id: str, key: str) -> AlarmMark | None:
+        """The newest edge alarm applied to condition ``key``, if any."""
+        c = s.alarm_marks.c
+        query = select(c.ts_ms, c.seq, c.state).where(
+            c.enterprise_id == enterprise_id, c.key == key
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else AlarmMark(ts_ms=row.ts_ms, seq=row.seq, state=row.state)
 
     async def list_alerts(
         self,
@@ -293,4 +359,16 @@ def _event_insert(alert_id: str, event: AlertEvent) -> Any:
         by=event.by,
         comment=event.comment,
         data=event.data,
+    )
+
+
+def _mark_is(enterprise_id: str, key: str, mark: AlarmMark) -> Select[Any]:
+    """The alarm mark row of condition ``key`` if it is exactly ``mark``."""
+    c = s.alarm_marks.c
+    return select(c.ts_ms).where(
+        c.enterprise_id == enterprise_id,
+        c.key == key,
+        c.ts_ms == mark.ts_ms,
+        c.seq == mark.seq,
+        c.state == mark.state,
     )

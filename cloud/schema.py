@@ -265,6 +265,19 @@ seq_high: Final = Table(
     Column("seq", BigInteger, nullable=False),
 )
 
+#: The newest edge alarm applied per condition (schema 4): its observation time, its ``seq`` (tie
+#: breaker) and its state. Edge alarms of a condition are applied in ``(ts_ms, seq)`` order
+#: whatever order the workers process them in; an older one is ignored.
+alarm_marks: Final = Table(
+    "alarm_marks",
+    metadata,
+    Column("enterprise_id", String(128), primary_key=True),
+    Column("key", String(512), primary_key=True),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("state", String(8), nullable=False),
+)
+
 
 async def _v1(conn: AsyncConnection) -> None:
     """Create every table (a new database gets the current layout in one step)."""
@@ -296,7 +309,12 @@ async def _v3(conn: AsyncConnection) -> None:
     )
 
 
+async def _v4(conn: AsyncConnection) -> None:
+    """The newest edge alarm applied per condition (empty: the next alarm of each sets it)."""
+    await conn.run_sync(alarm_marks.create, checkfirst=True)
+
+
 #: Migration steps; step ``i`` brings the schema from version ``i`` to ``i + 1``. Steps are
 #: idempotent, because a new database is created at the current layout by step 1.
-MIGRATIONS: Final[tuple[Callable[[AsyncConnection], Awaitable[None]], ...]] = (_v1, _v2, _v3)
+MIGRATIONS: Final[tuple[Callable[[AsyncConnection], Awaitable[None]], ...]] = (_v1, _v2, _v3, _v4)
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -32,7 +32,7 @@ from cloud._sql import (
 )
 from cloud._sql_pg import ensure_fix_partitions, forget_fix_partitions, is_missing_partition
 from cloud._store_base import ConflictError, Scope
-from cloud._store_ops import StoreOps
+from cloud._store_ops import AlarmMark, StoreOps
 from cloud.models import (
     Asset,
     Enterprise,
@@ -45,7 +45,7 @@ from cloud.models import (
     region_contains,
 )
 
-__all__ = ["ConflictError", "Scope", "Store", "StoreError"]
+__all__ = ["AlarmMark", "ConflictError", "Scope", "Store", "StoreError"]
 
 
 class Store(StoreOps):

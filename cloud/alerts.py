@@ -19,7 +19,7 @@ import msgspec
 import wire
 from cloud.models import Alert, AlertAction, AlertEvent, LiveEvent
 from cloud.state import LiveState
-from cloud.store import ConflictError, Store
+from cloud.store import AlarmMark, ConflictError, Store
 
 __all__ = [
     "AlertService",
@@ -149,6 +149,8 @@ class AlertService:
         self.store = store
         self.live = live
         self.id_factory = id_factory
+        #: Edge alarms ignored because a newer one of their condition was already applied.
+        self.stale_alarms = 0
 
     async def raise_condition(
         self,
@@ -277,14 +279,49 @@ class AlertService:
     ) -> Alert | None:
         """Apply an edge alarm: ``raise`` opens (or updates) a sensor alert, ``clear`` closes it.
 
-        ``fault`` alarms and alarms with a ``code`` become their own conditions.
+        ``fault`` alarms and alarms with a ``code`` become their own conditions. The alarms of a
+        condition are applied in observation order, ``(ts, seq)``, whatever order the workers
+        process them in: the newest applied is recorded first (the store's alarm mark, advanced
+        atomically), and an alarm not newer than it is ignored (``None``; counted in
+        :attr:`stale_alarms`). Then:
+
+        - a ``clear`` closes the open alert only while it is still the newest (the close is
+          conditional on the mark, which PostgreSQL keeps locked until it is committed);
+        - a ``raise`` opens or updates the alert as before, then reads the mark again: if a
+          newer ``clear`` was recorded meanwhile, it closes the alert (conditional on that mark,
+          again and again while newer alarms keep coming).
+
+        Interleavings of a raise R and a clear C on two workers (each advances before acting):
+
+        - the older one advances after the newer: it is ignored, the newer acts alone;
+        - C newer, R advanced first: if C's close ran before R opened, R reads C's mark after
+          opening and closes; if it ran after, C closed R's alert and R finds nothing to close;
+        - R newer, C advanced first: if C closes before R advances (the mark is locked while it
+          commits), R then opens anew; if R advanced first, C's close is refused (C is no longer
+          the newest), so the alert R opened or kept stays open.
+
+        Returns:
+            The alert opened, updated or closed (a raise superseded by a newer clear returns
+            the alert closed); ``None`` if there was nothing to close or the alarm was stale.
         """
         key = alarm_key(alarm, gateway_id)
+        mark = AlarmMark(ts_ms=alarm.ts, seq=alarm.seq, state=alarm.state)
+        if not await self.store.advance_alarm_mark(enterprise_id, key, mark):
+            self.stale_alarms += 1
+            log.debug(
+                "ignoring edge alarm %s of %s seq %d ts %d: a newer one was applied",
+                alarm.state,
+                key,
+                alarm.seq,
+                alarm.ts,
+            )
+            return None
         if alarm.state == "clear":
             # A clear names the level it ends; close whatever alert that condition has.
-            return await self.clear_condition(enterprise_id=enterprise_id, key=key, now_ms=now_ms)
+            _, closed = await self._close_if_newest(enterprise_id, key, mark, "", now_ms)
+            return closed
         kind = "sensor" if alarm.point is not None else "device"
-        return await self.raise_condition(
+        alert = await self.raise_condition(
             enterprise_id=enterprise_id,
             key=key,
             kind=kind,
@@ -302,6 +339,38 @@ class AlertService:
                 "ts": alarm.ts,
             },
         )
+        while True:
+            newest = await self.store.alarm_mark(enterprise_id, key)
+            if newest is None or newest.state == "raise":
+                # Still the newest, or a newer raise whose own worker keeps the alert open.
+                return alert
+            comment = f"cleared by a later edge event (ts {newest.ts_ms}, seq {newest.seq})"
+            held, closed = await self._close_if_newest(enterprise_id, key, newest, comment, now_ms)
+            if held:
+                return closed or await self.store.get_alert(alert.id)
+
+    async def _close_if_newest(
+        self, enterprise_id: str, key: str, mark: AlarmMark, comment: str, now_ms: int
+    ) -> tuple[bool, Alert | None]:
+        """Close the open alert of ``key`` (by the system) while ``mark`` is its newest edge
+        alarm; return whether it was (else nothing changed) and the alert closed, if any."""
+        while True:
+            current = await self.store.open_alert(enterprise_id, key)
+            if current is None:
+                return True, None
+            if current.state == "closed":
+                continue  # closed between the store's lookup and its read: look again
+            updated, event = transition(current, "close", by=SYSTEM, comment=comment, now_ms=now_ms)
+            try:
+                written = await self.store.update_alert(
+                    updated, event, expect_state=current.state, if_mark=mark
+                )
+            except ConflictError:
+                continue  # acknowledged or closed meanwhile: decide again
+            if not written:
+                return False, None
+            await self._publish(updated)
+            return True, updated
 
     async def _act(
         self,

@@ -25,11 +25,13 @@ _INSERT_CHUNK = 500
 
 
 class AlarmMark(msgspec.Struct, frozen=True, kw_only=True):
-    """The newest edge alarm applied to a condition: observation time, ``seq``, state."""
+    """The newest edge alarm applied to a condition: observation time, ``seq``, state, and the
+    gateway that sent it (its ``seq`` orders its own alarms, whatever its clock says)."""
 
     ts_ms: int
     seq: int
     state: Literal["raise", "clear"]
+    gateway_id: str = ""
 
 
 class StoreOps(StoreBase):
@@ -119,12 +121,15 @@ class StoreOps(StoreBase):
         return None if alert_id is None else await self.get_alert(alert_id)
 
     async def advance_alarm_mark(self, enterprise_id: str, key: str, mark: AlarmMark) -> bool:
-        """Record ``mark`` as the newest edge alarm applied to condition ``key`` if it is newer,
-        by ``(ts_ms, seq)``, than the one recorded; return whether it was (atomic across workers:
-        of two alarms advancing at once, the older one never wins).
+        """Record ``mark`` as the newest edge alarm applied to condition ``key`` if it is newer
+        than the one recorded; return whether it was (atomic across workers: of two alarms
+        advancing at once, the older one never wins).
 
-        The same ``(ts_ms, seq)`` again is a duplicate and not newer, except a ``clear`` after a
-        ``raise``: at equal time and seq the clear is taken as the later of the two.
+        Newer means a higher ``seq`` when both came from the same gateway: its seq is the order
+        it produced them in, while its clock may have been reset or corrected in between (a
+        gas alarm after an RTC reset to 2000 must not be taken as stale). Between gateways it
+        means a later ``(ts_ms, seq)``. The same alarm again is a duplicate and not newer,
+        except a ``clear`` after a ``raise`` with equal time and seq: the clear is the later.
         """
         c = s.alarm_marks.c
         row = {
@@ -133,9 +138,12 @@ class StoreOps(StoreBase):
             "ts_ms": mark.ts_ms,
             "seq": mark.seq,
             "state": mark.state,
+            "gateway_id": mark.gateway_id,
         }
         # In ON CONFLICT ... DO UPDATE ... WHERE the table's columns are the stored row's.
-        newer = or_(c.ts_ms < mark.ts_ms, and_(c.ts_ms == mark.ts_ms, c.seq < mark.seq))
+        same_gateway = c.gateway_id == mark.gateway_id
+        later = or_(c.ts_ms < mark.ts_ms, and_(c.ts_ms == mark.ts_ms, c.seq < mark.seq))
+        newer = or_(and_(same_gateway, c.seq < mark.seq), and_(~same_gateway, later))
         if mark.state == "clear":
             # A raise and a clear with equal time and seq (one gateway never numbers two items
             # alike, but hand-made or relayed alarms may): the clear is taken as the later.
@@ -148,12 +156,14 @@ class StoreOps(StoreBase):
     async def alarm_mark(self, enterprise_id: str, key: str) -> AlarmMark | None:
         """The newest edge alarm applied to condition ``key``, if any."""
         c = s.alarm_marks.c
-        query = select(c.ts_ms, c.seq, c.state).where(
+        query = select(c.ts_ms, c.seq, c.state, c.gateway_id).where(
             c.enterprise_id == enterprise_id, c.key == key
         )
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).first()
-        return None if row is None else AlarmMark(ts_ms=row.ts_ms, seq=row.seq, state=row.state)
+        if row is None:
+            return None
+        return AlarmMark(ts_ms=row.ts_ms, seq=row.seq, state=row.state, gateway_id=row.gateway_id)
 
     async def list_alerts(
         self,
@@ -371,4 +381,5 @@ def _mark_is(enterprise_id: str, key: str, mark: AlarmMark) -> Select[Any]:
         c.ts_ms == mark.ts_ms,
         c.seq == mark.seq,
         c.state == mark.state,
+        c.gateway_id == mark.gateway_id,
     )

@@ -280,8 +280,9 @@ class AlertService:
         """Apply an edge alarm: ``raise`` opens (or updates) a sensor alert, ``clear`` closes it.
 
         ``fault`` alarms and alarms with a ``code`` become their own conditions. The alarms of a
-        condition are applied in observation order, ``(ts, seq)``, whatever order the workers
-        process them in: the newest applied is recorded first (the store's alarm mark, advanced
+        condition are applied in the order they happened (one gateway's by ``seq``, whatever its
+        clock did; different gateways' by ``(ts, seq)``), whatever order the workers process
+        them in: the newest applied is recorded first (the store's alarm mark, advanced
         atomically), and an alarm not newer than it is ignored (``None``; counted in
         :attr:`stale_alarms`). Then:
 
@@ -305,7 +306,7 @@ class AlertService:
             the alert closed); ``None`` if there was nothing to close or the alarm was stale.
         """
         key = alarm_key(alarm, gateway_id)
-        mark = AlarmMark(ts_ms=alarm.ts, seq=alarm.seq, state=alarm.state)
+        mark = AlarmMark(ts_ms=alarm.ts, seq=alarm.seq, state=alarm.state, gateway_id=gateway_id)
         if not await self.store.advance_alarm_mark(enterprise_id, key, mark):
             self.stale_alarms += 1
             log.debug(

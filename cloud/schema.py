@@ -276,6 +276,7 @@ alarm_marks: Final = Table(
     Column("ts_ms", BigInteger, nullable=False),
     Column("seq", BigInteger, nullable=False),
     Column("state", String(8), nullable=False),
+    Column("gateway_id", String(128), nullable=False, server_default=""),
 )
 
 

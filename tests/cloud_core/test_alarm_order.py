@@ -115,8 +115,24 @@ async def test_a_clear_processed_before_its_older_raise_leaves_no_open_alert(
     assert await store.list_alerts([E1]) == []
     assert service.stale_alarms == 1
     assert await store.alarm_mark(E1, key_of("GD01")) == AlarmMark(
-        ts_ms=T0 + 2_000, seq=2, state="clear"
+        ts_ms=T0 + 2_000, seq=2, state="clear", gateway_id=GW
     )
+
+
+async def test_a_gateway_whose_clock_went_back_still_has_its_alarms_applied(
+    store: Store,
+) -> None:
+    # Its RTC was reset after a power cut: the gas alarm it raises next carries a time long
+    # before the clear it sent earlier, but its seq says it came after: it must open an alert.
+    service = AlertService(store)
+    await apply(service, alarm("raise", T0, 10))
+    await apply(service, alarm("clear", T0 + 1_000, 11))
+    reset = T0 - 20 * 365 * 86_400_000
+    assert await apply(service, alarm("raise", reset, 12)) is not None
+    assert await is_open(store)
+    assert service.stale_alarms == 0
+    assert await apply(service, alarm("raise", T0 + 500, 9)) is None  # an old one, late
+    assert service.stale_alarms == 1
 
 
 @pytest.mark.parametrize(
@@ -307,23 +323,23 @@ async def test_a_schema_3_database_gets_the_alarm_marks(store: Store) -> None:
 
 
 async def test_marks_advance_only_forward(store: Store) -> None:
-    def mark(ts: int, seq: int, state: State = "raise") -> AlarmMark:
-        return AlarmMark(ts_ms=ts, seq=seq, state=state)
+    def mark(ts: int, seq: int, state: State = "raise", gw: str = "gA") -> AlarmMark:
+        return AlarmMark(ts_ms=ts, seq=seq, state=state, gateway_id=gw)
 
     steps: Sequence[tuple[AlarmMark, bool]] = [
         (mark(T0, 5), True),
-        (mark(T0, 4, "clear"), False),
-        (mark(T0 - 1, 9, "clear"), False),
-        (mark(T0, 5), False),  # a duplicate
-        (mark(T0, 6, "clear"), True),
-        (mark(T0 + 1, 1), True),
-        (mark(T0 + 1, 1, "clear"), True),  # equal time and seq: the clear is the later one
-        (mark(T0 + 1, 1), False),
-        (mark(T0 + 1, 1, "clear"), False),
+        (mark(T0, 4, "clear"), False),  # the same gateway, a lower seq
+        (mark(T0 - 60_000, 9, "clear"), True),  # the same gateway, a higher seq: clock went back
+        (mark(T0 - 60_000, 9, "clear"), False),  # a duplicate
+        (mark(T0 - 60_001, 30, gw="gB"), False),  # another gateway: by time, earlier
+        (mark(T0 + 1, 1, gw="gB"), True),  # another gateway, later
+        (mark(T0 + 1, 1, "clear", gw="gB"), True),  # equal time and seq: the clear is the later
+        (mark(T0 + 1, 1, gw="gB"), False),
+        (mark(T0 + 1, 1, "clear", gw="gB"), False),
     ]
     for new, advanced in steps:
         assert await store.advance_alarm_mark(E1, "k", new) == advanced, new
-    assert await store.alarm_mark(E1, "k") == mark(T0 + 1, 1, "clear")
+    assert await store.alarm_mark(E1, "k") == mark(T0 + 1, 1, "clear", gw="gB")
     assert await store.alarm_mark(E1, "other") is None
     assert await store.alarm_mark("e2", "k") is None
 

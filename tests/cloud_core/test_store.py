@@ -334,7 +334,7 @@ async def test_a_schema_1_database_is_migrated_to_the_current_version(store: Sto
     url = store.engine.url.render_as_string(hide_password=False)
     again = await Store.connect(url, schema=schema)
     try:
-        assert await again.schema_version() == SCHEMA_VERSION == 3
+        assert await again.schema_version() == SCHEMA_VERSION == 4
         fix = wire.Fix(
             seq=2, ts=T0 + 1, asset="a1", lat=31.0, lon=120.0, pdop=1.8, vdop=1.2, fix_type=3
         )

@@ -181,9 +181,9 @@ class NmeaDecoder:
         self._last_date_days: int | None = None
         self._last_tod_ms = 0
         # The receiver's cycle, learned from epochs ended by a time change: (last sentence
-        # type, its count, the counts of every type). Once seen _LEARN_EPOCHS times in a row,
-        # an epoch that matches it is emitted at its last sentence.
-        self._pattern: tuple[str, int, frozenset[tuple[str, int]]] | None = None
+        # type, the count of every type). Once seen _LEARN_EPOCHS times in a row, an epoch
+        # that matches it is emitted at its last sentence.
+        self._pattern: tuple[str, dict[str, int]] | None = None
         self._pattern_hits = 0
         self._closed_tod: int | None = None
 
@@ -275,7 +275,12 @@ class NmeaDecoder:
         epoch.seen.add(kind)
         epoch.counts[kind] = epoch.counts.get(kind, 0) + 1
         epoch.last = kind
-        if done is None and epoch is self._open and self._closes(epoch):
+        if (
+            self._pattern_hits >= _LEARN_EPOCHS
+            and done is None
+            and epoch is self._open
+            and self._closes(epoch)
+        ):
             # The receiver's cycle is known and this was its last sentence: emit now rather
             # than when the next epoch's first sentence arrives.
             self._closed_tod = epoch.tod_ms
@@ -287,7 +292,7 @@ class NmeaDecoder:
 
     def _learn(self, epoch: _Epoch) -> None:
         """Note how an epoch that ended at a time change ended (its last sentence and set)."""
-        pattern = (epoch.last, epoch.counts.get(epoch.last, 0), frozenset(epoch.counts.items()))
+        pattern = (epoch.last, dict(epoch.counts))
         if pattern == self._pattern:
             self._pattern_hits += 1
         else:
@@ -298,7 +303,7 @@ class NmeaDecoder:
         pattern = self._pattern
         if pattern is None or self._pattern_hits < _LEARN_EPOCHS or epoch.tod_ms is None:
             return False
-        return epoch.last == pattern[0] and frozenset(epoch.counts.items()) == pattern[2]
+        return epoch.last == pattern[0] and epoch.counts == pattern[1]
 
     def _untimed_target(self, kind: str) -> _Epoch:
         """Where a sentence without time goes: the open epoch, or the next one."""

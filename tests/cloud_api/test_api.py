@@ -234,8 +234,10 @@ async def test_app_owns_store_and_ingest(
                         break
                     await asyncio.sleep(0.05)
             assert (latest["lat"], latest["lon"]) == (31.9, 120.3)
-            health = (await http.get("/healthz")).json()
-            assert health["ingest"]["accepted.fix"] == 1
+            health = (await http.get("/healthz", headers={"Authorization": ""})).json()
+            assert health == {"ok": True, "ingest": True}, "liveness only, no figures"
+            counters = (await http.get("/api/v1/ingest/counters")).json()
+            assert counters["ingest"]["accepted.fix"] == 1
     assert (tmp_path / "own.db").exists()
 
 

@@ -74,6 +74,6 @@ async def test_ingest_over_tls_with_acl(broker: Broker, tmp_path: Path, unique_i
                 await asyncio.sleep(0.05)
             assert (latest["lat"], latest["lon"]) == (31.9, 120.3)
             assert (await http.get("/api/v1/assets/truck-b")).json()["latest"] is None
-            counts = (await http.get("/healthz")).json()["ingest"]
+            counts = (await http.get("/api/v1/ingest/counters")).json()["ingest"]
         assert counts.get("accepted.fix") == 1
         assert await store.track("truck-b", 0, NOW_MS + 1) == []

@@ -37,6 +37,12 @@ log = logging.getLogger(__name__)
 _KEEP_PAYLOAD_BYTES: Final = 4096
 
 
+#: A jump of seqs larger than this is a new buffer file, not a gap: 10^10 items is 1,000 a
+#: second for 115 days, beyond any gateway's rate and its 30-day buffer. (A new file numbers
+#: from its clock in microseconds, so it jumps by the microseconds since the old file began.)
+SEQ_RESET_SPAN: Final = 10**10
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -352,6 +358,18 @@ class Ingest:
         fills = [] if previous is None else [q for q in seqs if q <= previous]
         gaps = []
         for first, last in candidate_gaps(previous, seqs):
+            if last - first + 1 > SEQ_RESET_SPAN:
+                # No gateway makes that many items: its buffer file was new (lost, replaced
+                # or found corrupt at start), numbering from its clock. Not a gap to report.
+                self._pending["seq_reset"] += 1
+                log.warning(
+                    "gateway %s: seq jumped from %d to %d: a new buffer file (what the old one "
+                    "still held is lost; see its buffer_corrupt alarm, if any)",
+                    gateway_id,
+                    first - 1,
+                    last + 1,
+                )
+                continue
             count = functools.partial(ledger.missing_seqs, gateway_id, first, last)
             missing = await retried(self, "ledger_retry", count)
             if missing:

@@ -132,6 +132,25 @@ async def test_gaps_are_reported_but_alarms_sent_ahead_fill_them(
     assert ingest.counters["gap.missing"] == 3
 
 
+async def test_a_new_buffer_file_is_a_seq_reset_not_a_gap(ingest: Ingest, unique_id: str) -> None:
+    # An edge buffer file that is new (the old one lost) numbers from its clock in microseconds.
+    gw, t = unique_id, now_ms()
+    restart = t * 1000  # what a new file on this gateway would start from
+    async with running(ingest, [gw]):
+        await publish(
+            [(wire.data_topic(gw), batch(gw, [fix(f"{gw}-a", n, t + n) for n in (1, 2)]))]
+        )
+        await until(lambda: ingest.counters["accepted.fix"] == 2)
+        later = [fix(f"{gw}-a", restart + n, t + 10 + n) for n in (0, 1, 3)]
+        await publish([(wire.data_topic(gw), batch(gw, later))])
+        await until(lambda: ingest.counters["accepted.fix"] == 5)
+    gaps = await ingest.store.list_gaps(["e1"], gateway_id=gw)
+    assert [(g.first_seq, g.last_seq, g.missing) for g in gaps] == [
+        (restart + 2, restart + 2, 1)
+    ], "the jump is no gap; a loss inside the new numbering still is"
+    assert ingest.counters["seq_reset"] == 1
+
+
 async def test_bad_payloads_and_unknown_gateways_are_counted_and_kept(
     ingest: Ingest, unique_id: str
 ) -> None:

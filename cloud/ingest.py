@@ -64,7 +64,10 @@ class Ingest:
             the items are passed on unchecked (counted as ``ledger_error``).
         archive_retry_s: first delay between tries, doubled each time.
         gateway_ttl_s: how long a gateway -> enterprise (and asset -> enterprise) lookup is
-            cached.
+            cached at most.
+        registry_check_s: how often the live state's registry version is read; when another
+            worker's API changed a gateway or an asset, the cached owners are dropped, so a
+            moved gateway's data goes to its new enterprise within about this long.
         clock: receive time in epoch ms (tests pin it).
     """
 
@@ -81,6 +84,7 @@ class Ingest:
         archive_attempts: int = 4,
         archive_retry_s: float = 0.5,
         gateway_ttl_s: float = 60.0,
+        registry_check_s: float = 1.0,
         log_interval_s: float = 60.0,
         clock: collections.abc.Callable[[], int] = _now_ms,
     ) -> None:
@@ -93,6 +97,9 @@ class Ingest:
         self.archive_attempts = max(1, archive_attempts)
         self.archive_retry_s = archive_retry_s
         self.gateway_ttl_s = gateway_ttl_s
+        self.registry_check_s = registry_check_s
+        self._registry_version: int | None = None
+        self._registry_checked = -float("inf")
         self.log_interval_s = log_interval_s
         self.clock = clock
         self.counters: collections.Counter[str] = collections.Counter()
@@ -119,6 +126,7 @@ class Ingest:
             The accepted items, de-duplicated, marked and ordered (as the steps saw them).
         """
         recv_ms = self.clock()
+        await self._check_registry()
         rejects: list[Rejected] = []
         batches: list[tuple[str, str, str, list[wire.Item]]] = []
         for topic, payload in messages:
@@ -204,6 +212,24 @@ class Ingest:
     def counts(self) -> dict[str, int]:
         """A copy of the counters (``accepted.<kind>``, ``duplicate``, ``rejected.<reason>``...)."""
         return dict(self.counters)
+
+    async def _check_registry(self) -> None:
+        """Drop the cached owners when the registry changed (at most every registry_check_s)."""
+        now = time.monotonic()
+        if now - self._registry_checked < self.registry_check_s:
+            return
+        self._registry_checked = now
+        try:
+            version = await self.live.registry_version()
+        except Exception:
+            self._pending["live_error.registry_version"] += 1
+            log.warning("registry version unreadable; cached owners expire by age", exc_info=True)
+            return
+        if version != self._registry_version:
+            if self._registry_version is not None:
+                self._gateways.clear()
+                self._asset_owners.clear()
+            self._registry_version = version
 
     def forget_gateway(self, gateway_id: str) -> None:
         """Drop the cached enterprise of a gateway (call after moving or deleting it)."""

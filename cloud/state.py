@@ -126,6 +126,15 @@ class LiveState(SeqLedger, Protocol):
         """A new subscription to the live feed (filter by ``event.enterprise_id``)."""
         ...
 
+    async def registry_version(self) -> int:
+        """A number every change of a gateway's or an asset's owner increases (0 before any):
+        ingest workers drop their cached owners when it moves."""
+        ...
+
+    async def bump_registry_version(self) -> int:
+        """Note a change of gateways or assets (the API calls this); returns the new number."""
+        ...
+
     async def close(self) -> None:
         """Release connections and end subscriptions (does not close a caller's client)."""
         ...
@@ -182,6 +191,7 @@ class MemoryLiveState:
         self._high: dict[str, int] = {}
         self._subscribers: set[_MemorySubscription] = set()
         self._queue_size = queue_size
+        self._registry_version = 0
 
     async def put_fixes(self, records: Sequence[Received[wire.Fix]]) -> list[str]:
         changed = []
@@ -285,6 +295,13 @@ class MemoryLiveState:
 
     def subscribe(self) -> Subscription:
         return _MemorySubscription(self, self._queue_size)
+
+    async def registry_version(self) -> int:
+        return self._registry_version
+
+    async def bump_registry_version(self) -> int:
+        self._registry_version += 1
+        return self._registry_version
 
     async def close(self) -> None:
         for sub in list(self._subscribers):

@@ -14,6 +14,7 @@ Keys, all under ``prefix``:
   makes admission atomic across workers.
 - ``hw:<gateway>``: highest data seq; ``feed``: the pub/sub channel of live events (each
   message is a JSON array of events: one PUBLISH per ingest round).
+- ``registry_version``: a counter the API increases when a gateway or an asset changes owner.
 """
 
 from __future__ import annotations
@@ -297,6 +298,13 @@ class RedisLiveState:
         sub = _RedisSubscription(self.client, self._k("feed"))
         self._subs.add(sub)
         return sub
+
+    async def registry_version(self) -> int:
+        raw = await self.client.get(self._k("registry_version"))
+        return int(raw) if raw is not None else 0
+
+    async def bump_registry_version(self) -> int:
+        return int(await self.client.incr(self._k("registry_version")))
 
     async def close(self) -> None:
         subs, self._subs = list(self._subs), set()

@@ -4,6 +4,7 @@ sites, points and readings."""
 from __future__ import annotations
 
 import itertools
+import logging
 from typing import Annotated, Any
 
 import msgspec
@@ -30,6 +31,7 @@ from cloud.store import ConflictError
 
 __all__ = ["router"]
 
+log = logging.getLogger(__name__)
 router = APIRouter(default_response_class=JsonResponse)
 _ID = Field(min_length=1, max_length=128)
 
@@ -212,7 +214,7 @@ async def create_gateway(
     await _guard_id(await services.store.get_gateway(body.id), scope, "gateway", body.id)
     gateway = Gateway(id=body.id, enterprise_id=enterprise_id, name=body.name)
     await _put(services.store.put_gateway(gateway))
-    _forget_gateway(services, gateway.id)
+    await _registry_changed(services, gateway_id=gateway.id)
     return JsonResponse(gateway, status_code=status.HTTP_201_CREATED)
 
 
@@ -223,14 +225,23 @@ async def delete_gateway(gateway_id: str, services: ServicesDep, scope: CallerSc
     """Remove a gateway in scope."""
     if not await services.store.delete_gateway(gateway_id, enterprise_ids=scope.enterprise_ids):
         not_found("gateway", gateway_id)
-    _forget_gateway(services, gateway_id)
+    await _registry_changed(services, gateway_id=gateway_id)
 
 
-def _forget_gateway(services: ServicesDep, gateway_id: str) -> None:
-    """Drop this worker's cached owner of a gateway, so its next message counts for the new
-    owner (or is refused) rather than for the old enterprise until the cache expires."""
+async def _registry_changed(
+    services: ServicesDep, *, gateway_id: str | None = None, asset_id: str | None = None
+) -> None:
+    """A gateway or an asset changed owner: this worker's ingest forgets it at once, and the
+    registry version tells the other workers' ingest to drop their cached owners."""
     if services.ingest is not None:
-        services.ingest.forget_gateway(gateway_id)
+        if gateway_id is not None:
+            services.ingest.forget_gateway(gateway_id)
+        if asset_id is not None:
+            services.ingest.forget_asset(asset_id)
+    try:
+        await services.live.bump_registry_version()
+    except Exception:  # the change is saved; other workers' caches expire by age
+        log.warning("registry version not increased", exc_info=True)
 
 
 # -- assets ---------------------------------------------------------------------------------
@@ -310,8 +321,7 @@ async def create_asset(body: AssetIn, services: ServicesDep, scope: CallerScope)
         {**body.model_dump(exclude_none=True), "enterprise_id": enterprise_id}, Asset
     )
     await _put(services.store.put_asset(asset))
-    if services.ingest is not None:  # its fixes are checked against the new owner at once
-        services.ingest.forget_asset(asset.id)
+    await _registry_changed(services, asset_id=asset.id)  # its fixes: checked for the new owner
     return JsonResponse(asset, status_code=status.HTTP_201_CREATED)
 
 
@@ -320,8 +330,7 @@ async def delete_asset(asset_id: str, services: ServicesDep, scope: CallerScope)
     """Remove an asset in scope (its archived track stays until retention)."""
     if not await services.store.delete_asset(asset_id, enterprise_ids=scope.enterprise_ids):
         not_found("asset", asset_id)
-    if services.ingest is not None:
-        services.ingest.forget_asset(asset_id)
+    await _registry_changed(services, asset_id=asset_id)
 
 
 # -- sites, points, readings ----------------------------------------------------------------

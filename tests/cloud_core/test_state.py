@@ -142,3 +142,10 @@ async def test_a_closed_subscription_ends_even_with_events_pending(live: LiveSta
 
     got = await asyncio.wait_for(drain(), 10.0)  # guards a hang, measures nothing
     assert got in ([], events)
+
+
+async def test_registry_version_counts_changes(live: LiveState) -> None:
+    assert await live.registry_version() == 0
+    assert await live.bump_registry_version() == 1
+    assert await live.bump_registry_version() == 2
+    assert await live.registry_version() == 2

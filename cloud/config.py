@@ -69,10 +69,14 @@ class DatabaseSettings:
         url: ``sqlite+aiosqlite:///path`` (relative paths are relative to the config file) or
             ``postgresql+asyncpg://user@host/db``.
         schema: PostgreSQL schema (``None``: the default search path).
+        spill_path: a local file where ingest keeps the fixes, readings and vessel data the
+            database refused after its retries, written again once it answers (``None``:
+            such a write is given up and counted). Relative to the config file.
     """
 
     url: str = DEFAULT_DATABASE_URL
     schema: str | None = None
+    spill_path: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -243,7 +247,12 @@ def settings_from_mapping(
     tls = settings.mqtt.tls
     if tls is not None and (tls.cert_file is None) != (tls.key_file is None):
         raise ConfigError(name, "mqtt.tls", "cert_file and key_file go together")
-    database = dataclasses.replace(settings.database, url=_resolve_sqlite(url, base_dir))
+    spill = settings.database.spill_path
+    if spill is not None and base_dir is not None:
+        spill = str((base_dir / spill).resolve())
+    database = dataclasses.replace(
+        settings.database, url=_resolve_sqlite(url, base_dir), spill_path=spill
+    )
     return dataclasses.replace(settings, database=database)
 
 

@@ -18,7 +18,7 @@ import functools
 import logging
 import time
 from collections.abc import Collection, Sequence
-from typing import Final
+from typing import Any, Final
 
 import aiomqtt
 
@@ -28,6 +28,7 @@ from cloud.ingest_core import Accepted, Step, candidate_gaps, classify
 from cloud.ingest_io import retried, write_round
 from cloud.ingest_mqtt import cancel_requests, raise_if_cancelled, serve, topic_filters
 from cloud.models import Gap, LiveEvent, Rejected
+from cloud.spill import Spill
 from cloud.state import LiveState, SeqLedger
 from cloud.store import Store
 
@@ -65,6 +66,10 @@ class Ingest:
         archive_retry_s: first delay between tries, doubled each time.
         gateway_ttl_s: how long a gateway -> enterprise (and asset -> enterprise) lookup is
             cached at most.
+        spill: where archive writes of fixes, readings and vessel data go when the database
+            refuses them after their retries, to be written again once it answers (tried at
+            most every ``spill_retry_s``); ``None`` gives them up (counted).
+        spill_retry_s: pause between attempts to write the spilled records.
         registry_check_s: how often the live state's registry version is read; when another
             worker's API changed a gateway or an asset, the cached owners are dropped, so a
             moved gateway's data goes to its new enterprise within about this long.
@@ -84,6 +89,8 @@ class Ingest:
         archive_attempts: int = 4,
         archive_retry_s: float = 0.5,
         gateway_ttl_s: float = 60.0,
+        spill: Spill | None = None,
+        spill_retry_s: float = 10.0,
         registry_check_s: float = 1.0,
         log_interval_s: float = 60.0,
         clock: collections.abc.Callable[[], int] = _now_ms,
@@ -98,6 +105,9 @@ class Ingest:
         self.archive_retry_s = archive_retry_s
         self.gateway_ttl_s = gateway_ttl_s
         self.registry_check_s = registry_check_s
+        self.spill = spill
+        self.spill_retry_s = spill_retry_s
+        self._spill_tried = -float("inf")
         self._registry_version: int | None = None
         self._registry_checked = -float("inf")
         self.log_interval_s = log_interval_s
@@ -127,6 +137,7 @@ class Ingest:
         """
         recv_ms = self.clock()
         await self._check_registry()
+        await self._restore_spilled()
         rejects: list[Rejected] = []
         batches: list[tuple[str, str, str, list[wire.Item]]] = []
         for topic, payload in messages:
@@ -212,6 +223,32 @@ class Ingest:
     def counts(self) -> dict[str, int]:
         """A copy of the counters (``accepted.<kind>``, ``duplicate``, ``rejected.<reason>``...)."""
         return dict(self.counters)
+
+    async def restore_spilled(self) -> dict[str, int]:
+        """Write spilled records to the archive now; return how many of each kind were."""
+        spill = self.spill
+        if spill is None or not spill.pending:
+            return {}
+        self._spill_tried = time.monotonic()
+        store = self.store
+
+        async def write(what: str, records: list[Any]) -> object:
+            if what == "fixes":
+                return await store.insert_fixes(records)
+            if what == "readings":
+                return await store.insert_readings(records)
+            return await store.insert_vessels(records)
+
+        written = await spill.drain(write)
+        for what, count in written.items():
+            self.counters["spill_restored." + what] += count
+            log.info("ingest: %d spilled %s written to the archive", count, what)
+        return written
+
+    async def _restore_spilled(self) -> None:
+        due = time.monotonic() - self._spill_tried >= self.spill_retry_s
+        if due and self.spill is not None and self.spill.pending:
+            await self.restore_spilled()
 
     async def _check_registry(self) -> None:
         """Drop the cached owners when the registry changed (at most every registry_check_s)."""

@@ -3,7 +3,9 @@
 Each sink is guarded on its own: a failure is logged and counted (``store_error.<what>``,
 ``live_error.<what>``) and the others still get the round. Archive writes are retried a few
 times with backoff first (``Ingest.archive_attempts``): the items are already in the
-de-duplication ledger, so a write given up is a loss, counted as ``store_error.<what>``.
+de-duplication ledger, so a write given up is a loss, counted as ``store_error.<what>`` -- unless
+the ingest has a :class:`~cloud.spill.Spill`, which keeps fixes, readings and vessel data on disk
+(``spilled.<what>``) until the archive takes them (``spill_restored.<what>``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import msgspec
 import wire
 from cloud.ingest_core import Accepted
 from cloud.models import LiveEvent, Received, Rejected
+from cloud.spill import SpillKind
 
 if TYPE_CHECKING:
     from cloud.ingest import Ingest
@@ -56,11 +59,31 @@ async def retried(ingest: Ingest, retry_counter: str, call: Callable[[], Awaitab
     return await call()
 
 
-async def _archive(ingest: Ingest, what: str, write: Callable[[], Awaitable[Any]]) -> None:
-    """Run an archive write, retrying with exponential backoff before giving up."""
+async def _archive(
+    ingest: Ingest,
+    what: str,
+    write: Callable[[], Awaitable[Any]],
+    spilled: tuple[SpillKind, Sequence[Received[Any]]] | None = None,
+) -> None:
+    """Run an archive write, retrying with exponential backoff; then spill it or give up."""
     try:
         await retried(ingest, "store_retry." + what, write)
     except Exception:
+        if spilled is not None and ingest.spill is not None:
+            try:
+                await ingest.spill.add(*spilled)
+            except OSError:
+                log.exception("ingest: spilling %s to %s failed", what, ingest.spill.path)
+            else:
+                ingest.counters["spilled." + what] += len(spilled[1])
+                log.error(
+                    "ingest: archiving %s failed %d times; %d records kept in %s for later",
+                    what,
+                    ingest.archive_attempts,
+                    len(spilled[1]),
+                    ingest.spill.path,
+                )
+                return
         ingest.counters["store_error." + what] += 1
         log.exception(
             "ingest: archiving %s failed %d times; giving up", what, ingest.archive_attempts
@@ -114,11 +137,18 @@ async def write_round(
                 ),
             )
     if accepted.fixes:
-        await _archive(ingest, "fixes", lambda: store.insert_fixes(accepted.fixes))
+        fixes = accepted.fixes
+        await _archive(ingest, "fixes", lambda: store.insert_fixes(fixes), ("fixes", fixes))
     if accepted.readings:
-        await _archive(ingest, "readings", lambda: store.insert_readings(accepted.readings))
+        readings = accepted.readings
+        await _archive(
+            ingest, "readings", lambda: store.insert_readings(readings), ("readings", readings)
+        )
     if accepted.vessels:
-        await _archive(ingest, "vessels", lambda: store.insert_vessels(accepted.vessels))
+        vessels = accepted.vessels
+        await _archive(
+            ingest, "vessels", lambda: store.insert_vessels(vessels), ("vessels", vessels)
+        )
     for gateway_id, seqs in (fills or {}).items():
         await _archive(ingest, "gaps", functools.partial(store.fill_gaps, gateway_id, seqs))
     if accepted.gaps:

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,6 +27,7 @@ from cloud.api.deps import JsonResponse, Services, wall_clock_ms
 from cloud.api.web import web_router
 from cloud.config import CloudSettings, MqttSettings
 from cloud.ingest import Ingest, Step, serve
+from cloud.spill import Spill
 from cloud.state import LiveState, MemoryLiveState, RedisLiveState
 from cloud.store import Store
 
@@ -87,6 +89,7 @@ def _ingest_task(services: Services, steps: tuple[Step, ...]) -> Coroutine[Any, 
         ledger=services.store if embedded else None,
         alerts=services.alerts,
         steps=steps,
+        spill=Spill(Path(spill)) if (spill := services.settings.database.spill_path) else None,
     )
     services.ingest = ingest
     return serve(

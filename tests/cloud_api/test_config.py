@@ -11,6 +11,7 @@ from cloud.config import CloudSettings, ConfigError, load_settings
 FULL = """
 [database]
 url = "sqlite+aiosqlite:///data/cloud.db"
+spill_path = "data/spill.jsonl"
 
 [state]
 redis_url = "redis://127.0.0.1:6379/0"
@@ -43,6 +44,7 @@ def test_defaults() -> None:
     assert settings.mqtt.share_group is None
     assert settings.retention.positions_days == 183
     assert settings.retention.alerts_days == 1096
+    assert settings.database.spill_path is None
 
 
 def test_full_file(tmp_path: Path) -> None:
@@ -50,6 +52,7 @@ def test_full_file(tmp_path: Path) -> None:
     path.write_text(FULL)
     settings = load_settings(path)
     assert settings.database.url == f"sqlite+aiosqlite:///{tmp_path}/data/cloud.db"
+    assert settings.database.spill_path == f"{tmp_path}/data/spill.jsonl"
     assert settings.state.redis_url == "redis://127.0.0.1:6379/0"
     assert settings.mqtt.port == 8883
     assert settings.mqtt.tls is not None

@@ -46,7 +46,7 @@ def register(commands: Commands) -> None:
     add.add_argument("id", help="gateway id (also its MQTT username)")
     add.add_argument("--enterprise", required=True)
     add.add_argument("--name", default="")
-    add.set_defaults(action_fn=_gateway_add)
+    add.set_defaults(action_fn=_gateway_add, changes_registry=True)
     listing = actions.add_parser("list", help="list gateways")
     listing.set_defaults(action_fn=_gateway_list)
     for sub in (add, listing):
@@ -74,7 +74,7 @@ def register(commands: Commands) -> None:
     )
     imp.add_argument("file")
     imp.add_argument("--kind", help="kind of a CSV file whose name does not say it (assets...)")
-    imp.set_defaults(action_fn=_import)
+    imp.set_defaults(action_fn=_import, changes_registry=True)
     _database_args(imp)
 
 
@@ -94,7 +94,29 @@ def _handle(args: argparse.Namespace) -> int:
         return 2
     url = args.database or settings.database.url
     action: _Action = args.action_fn
-    return asyncio.run(_with_store(url, settings.database.schema, action, args))
+    code = asyncio.run(_with_store(url, settings.database.schema, action, args))
+    if code == 0 and getattr(args, "changes_registry", False) and settings.state.redis_url:
+        asyncio.run(_tell_workers(settings.state.redis_url, settings.state.key_prefix))
+    return code
+
+
+async def _tell_workers(redis_url: str, key_prefix: str) -> None:
+    """Bump the registry version so that running ingest workers drop their cached owners."""
+    import redis.asyncio as aioredis
+
+    from cloud.state import RedisLiveState
+
+    client = aioredis.from_url(redis_url)
+    try:
+        await RedisLiveState(client, key_prefix).bump_registry_version()
+    except (OSError, aioredis.RedisError) as exc:
+        print(
+            f"hazwatch admin: saved, but running workers were not told ({exc}); "
+            "they pick the change up within a minute",
+            file=sys.stderr,
+        )
+    finally:
+        await client.aclose()
 
 
 async def _with_store(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -10,8 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
+from cloud.state import RedisLiveState
 from hazwatch.cli import main
+from tests.conftest import REDIS_URL
 from tests.support.procs import free_port, wait_port
 
 
@@ -125,3 +129,24 @@ def test_cloud_command_reports_bad_config(
     err = capsys.readouterr().err
     assert str(config) in err
     assert "http.port" in err
+
+
+def test_admin_gateway_changes_tell_running_workers(tmp_path: Path, unique_id: str) -> None:
+    db = tmp_path / "cloud.db"
+    config = tmp_path / "cloud.toml"
+    prefix = f"t:{unique_id}:"
+    config.write_text(f'[state]\nredis_url = "{REDIS_URL}"\nkey_prefix = "{prefix}"\n')
+    assert admin(db, "enterprise", "add", "jy", "--name", "J", "--region", "320281") == 0
+    assert admin(db, "gateway", "add", "gw-1", "--enterprise", "jy", "--config", str(config)) == 0
+
+    async def version() -> int:
+        client = aioredis.from_url(REDIS_URL)
+        try:
+            state = RedisLiveState(client, prefix)
+            found = await state.registry_version()
+            await client.delete(prefix + "registry_version")
+            return found
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(version()) == 1, "ingest workers drop their cached gateway owners"

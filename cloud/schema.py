@@ -265,9 +265,10 @@ seq_high: Final = Table(
     Column("seq", BigInteger, nullable=False),
 )
 
-#: The newest edge alarm applied per condition (schema 4): its observation time, its ``seq`` (tie
-#: breaker) and its state. Edge alarms of a condition are applied in ``(ts_ms, seq)`` order
-#: whatever order the workers process them in; an older one is ignored.
+#: The newest edge alarm applied per condition (schema 4): its observation time, ``seq``, state
+#: and gateway. Edge alarms of a condition are applied in the order they happened whatever order
+#: the workers process them in (one gateway's by ``seq``, others' by ``(ts_ms, seq)``); an older
+#: one is ignored.
 alarm_marks: Final = Table(
     "alarm_marks",
     metadata,

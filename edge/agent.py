@@ -250,8 +250,15 @@ class Agent:
         )
 
 
-async def _end(tasks: Sequence[asyncio.Task[None]]) -> None:
-    """Cancel ``tasks`` and wait until they have ended."""
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+async def _end(tasks: Sequence[asyncio.Task[None]], *, again_s: float = 1.0) -> None:
+    """Cancel ``tasks`` and wait until they have ended.
+
+    A task still running ``again_s`` later is cancelled again: a library awaiting with
+    ``asyncio.wait_for`` on Python 3.11 (pymodbus does) loses a cancellation that arrives just
+    as what it waits for completes, and the source would go on polling for ever.
+    """
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=again_s)

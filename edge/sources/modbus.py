@@ -305,7 +305,8 @@ class ModbusSource:
     async def _run_safety(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._safety_wake.wait(), timeout=1.0)
+                async with asyncio.timeout(1.0):  # not wait_for: on 3.11 it can lose a cancel
+                    await self._safety_wake.wait()
             self._safety_wake.clear()
             try:
                 await self.safety.drain(self._write_output)

@@ -115,3 +115,40 @@ async def test_the_first_health_item_comes_soon_after_start(tmp_path: Path, uniq
     [health] = collector.of_kind(wire.Health)
     assert isinstance(health, wire.Health)
     assert health.devices == {"dev": "online"}
+
+
+class _Deaf:
+    """Loses the first cancellation, as a library's asyncio.wait_for can on Python 3.11."""
+
+    name = "deaf"
+
+    def __init__(self) -> None:
+        self.lost = 0
+
+    async def run(self, sink: Sink) -> None:
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if self.lost:
+                    raise
+                self.lost += 1
+
+    def health(self) -> SourceHealth:
+        return SourceHealth()
+
+
+async def test_a_source_that_loses_a_cancellation_still_ends_on_stop(
+    tmp_path: Path, unique_id: str
+) -> None:
+    source = _Deaf()
+    agent = Agent(settings(tmp_path, unique_id), [source])
+    task = asyncio.create_task(agent.run())
+    async with asyncio.timeout(10):
+        while agent.buffer is None:  # noqa: ASYNC110  # set by run() once the file is open
+            await asyncio.sleep(0.01)
+    agent.stop()
+    done, _ = await asyncio.wait({task}, timeout=10)
+    assert done, "the agent waits for a source that lost its cancellation"
+    task.result()
+    assert source.lost == 1

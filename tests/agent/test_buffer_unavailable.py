@@ -64,6 +64,14 @@ def opened(agent: Agent) -> Buffer | None:
     return agent.buffer
 
 
+async def stopped(agent: Agent, task: asyncio.Task[None]) -> None:
+    """Stop the agent; fail (not hang) if it does not end."""
+    agent.stop()
+    done, _ = await asyncio.wait({task}, timeout=30)
+    assert done, "the agent did not end after stop()"
+    task.result()
+
+
 async def until(predicate: Callable[[], bool], timeout_s: float = 20.0) -> None:
     async with asyncio.timeout(timeout_s):
         while not predicate():  # noqa: ASYNC110  # state of another task
@@ -105,9 +113,7 @@ async def test_safety_output_works_while_the_buffer_disk_is_unusable_and_nothing
                 )
             )
         finally:
-            agent.stop()
-            async with asyncio.timeout(15):
-                await task
+            await stopped(agent, task)
     items = collector.items()
     first = min(i.seq for i in items)
     assert collector.missing(first, last) == []
@@ -140,9 +146,7 @@ async def test_stop_before_the_buffer_opens_ends_cleanly(
         agent = Agent(settings, build_sources(settings), buffer_retry_s=0.1)
         task = asyncio.create_task(agent.run())
         await until(lambda: gas.request_count >= 5)
-        agent.stop()
-        async with asyncio.timeout(15):
-            await task
+        await stopped(agent, task)
     assert opened(agent) is None
     assert "stopped before the buffer file" in caplog.text
     assert "items held in memory are lost" in caplog.text

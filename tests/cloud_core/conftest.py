@@ -13,6 +13,8 @@ import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from cloud.alerts import AlertService
+from cloud.ingest import Ingest
 from cloud.models import Enterprise, Gateway
 from cloud.state import LiveState, MemoryLiveState, RedisLiveState
 from cloud.store import Store
@@ -96,3 +98,26 @@ async def register(
     """Register an enterprise and one of its gateways."""
     await store.put_enterprise(Enterprise(id=enterprise_id, name=enterprise_id, region=region))
     await store.put_gateway(Gateway(id=gateway_id, enterprise_id=enterprise_id))
+
+
+@pytest.fixture(params=["embedded", "production"])
+async def ingest(
+    request: pytest.FixtureRequest, tmp_path: Path, unique_id: str
+) -> AsyncIterator[Ingest]:
+    """An ingest with alerts on one of the two stacks; gateway ``<unique_id>`` of ``e1`` known.
+
+    ``embedded``: SQLite, in-process state, the archive's durable ledger; ``production``:
+    PostgreSQL, Redis state and ledger.
+    """
+    embedded = request.param == "embedded"
+    async with (
+        open_store("sqlite" if embedded else "postgresql", tmp_path) as store,
+        open_live("memory" if embedded else "redis", unique_id) as live,
+    ):
+        await register(store, "e1", unique_id)
+        yield Ingest(
+            store=store,
+            live=live,
+            ledger=store if embedded else live,
+            alerts=AlertService(store, live),
+        )

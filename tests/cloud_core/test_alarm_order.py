@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Literal
 
 import pytest
@@ -23,7 +22,6 @@ from cloud.ingest import Ingest
 from cloud.models import Alert, AlertEvent
 from cloud.schema import SCHEMA_VERSION
 from cloud.store import AlarmMark, Store
-from tests.cloud_core.conftest import open_live, open_store, register
 from tests.cloud_core.ingest_support import batch, now_ms
 
 T0 = 1_763_856_000_000  # 2025-11-23 00:00 UTC
@@ -342,22 +340,6 @@ async def test_marks_advance_only_forward(store: Store) -> None:
     assert await store.alarm_mark(E1, "k") == mark(T0 + 1, 1, "clear", gw="gB")
     assert await store.alarm_mark(E1, "other") is None
     assert await store.alarm_mark("e2", "k") is None
-
-
-@pytest.fixture(params=["embedded", "production"])
-async def ingest(
-    request: pytest.FixtureRequest, tmp_path: Path, unique_id: str
-) -> AsyncIterator[Ingest]:
-    """An ingest with alerts (SQLite and memory, or PostgreSQL and Redis); gateway known."""
-    embedded = request.param == "embedded"
-    async with (
-        open_store("sqlite" if embedded else "postgresql", tmp_path) as store,
-        open_live("memory" if embedded else "redis", unique_id) as live,
-    ):
-        await register(store, E1, unique_id)
-        yield Ingest(
-            store=store, live=live, ledger=store if embedded else live, alerts=AlertService(store)
-        )
 
 
 @pytest.mark.services

@@ -8,39 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Literal
 
 import pytest
 
 import wire
-from cloud.alerts import AlertService
 from cloud.ingest import Accepted, Ingest
 from cloud.models import Asset
-from tests.cloud_core.conftest import open_live, open_store, register
+from tests.cloud_core.conftest import register
 from tests.cloud_core.ingest_support import batch, now_ms, publish, running, until
 
 pytestmark = pytest.mark.services
-
-
-@pytest.fixture(params=["embedded", "production"])
-async def ingest(
-    request: pytest.FixtureRequest, tmp_path: Path, unique_id: str
-) -> AsyncIterator[Ingest]:
-    """An ingest with alerts on one of the two stacks; gateway ``<unique_id>`` of ``e1`` known."""
-    embedded = request.param == "embedded"
-    async with (
-        open_store("sqlite" if embedded else "postgresql", tmp_path) as store,
-        open_live("memory" if embedded else "redis", unique_id) as live,
-    ):
-        await register(store, "e1", unique_id)
-        yield Ingest(
-            store=store,
-            live=live,
-            ledger=store if embedded else live,
-            alerts=AlertService(store, live),
-        )
 
 
 def fix(asset: str, seq: int, ts: int, lat: float = 31.5) -> wire.Fix:

@@ -94,7 +94,7 @@ class _RedisSubscription(Subscription):
         if self._pubsub is not None:
             pubsub, self._pubsub = self._pubsub, None
             await pubsub.unsubscribe()
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
 
     async def _next(self) -> LiveEvent:
         while not self._ready:

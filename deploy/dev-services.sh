@@ -5,8 +5,9 @@
 # For each service: already answering -> nothing to do; installed but stopped -> start it with its
 # usual command; missing -> install it with apt-get when running as root on Debian/Ubuntu;
 # otherwise stop with a message naming what is missing and how to get it.
-# Also installs the tools the tests drive: socat, openssl, mosquitto_passwd and Debian's chromium
-# (the map page's browser tests; Playwright never downloads a browser of its own).
+# Also installs the tools the tests drive: socat, openssl, mosquitto_passwd, Debian's chromium
+# (the map page's browser tests; Playwright never downloads a browser of its own) and a CJK font
+# (fonts-noto-cjk), so that the page's Chinese renders in it.
 set -euo pipefail
 
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -79,6 +80,12 @@ ensure_postgres() {
   fi
 }
 
+# Chinese labels of the map page render as empty boxes in headless chromium without a CJK font.
+ensure_cjk_font() {
+  command -v fc-list >/dev/null 2>&1 && [ -n "$(fc-list :lang=zh family)" ] && return 0
+  apt_install fonts-noto-cjk
+}
+
 ensure_mosquitto
 ensure_redis
 ensure_postgres
@@ -86,4 +93,5 @@ ensure_tool socat socat
 ensure_tool openssl openssl
 ensure_tool mosquitto_passwd mosquitto
 ensure_tool chromium chromium
+ensure_cjk_font
 echo "services: mosquitto 1883, redis 6379, postgresql 5432 answer on 127.0.0.1"

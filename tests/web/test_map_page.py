@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,20 +9,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.demo.support import DemoProcess, running_demo
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 TRUCK = "truck-su-b-d7315"
 
-# Outside CI a developer without chromium gets a skip naming the fix; in CI (where `make test`
-# has installed it) a missing browser must fail, never pass as a skip.
-pytestmark = pytest.mark.skipif(
-    not os.access(CHROMIUM, os.X_OK) and not os.environ.get("CI"),
-    reason=f"{CHROMIUM} missing: apt-get install -y chromium (make services installs it)",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")

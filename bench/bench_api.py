@@ -24,12 +24,12 @@ from typing import Any
 import httpx
 
 import wire
+from cloud.archive import Store
 from cloud.auth import make_key
 from cloud.config import CloudSettings, MqttSettings
+from cloud.live import MemoryLiveState
 from cloud.main import create_app
 from cloud.models import Asset, Enterprise, Received
-from cloud.state import MemoryLiveState
-from cloud.store import Store
 
 RUNS = 7
 T0 = 1_780_000_000_000

@@ -32,10 +32,10 @@ import redis.asyncio as aioredis
 from sqlalchemy import text
 
 import wire
+from cloud.archive import Store
 from cloud.ingest import Ingest
+from cloud.live import MemoryLiveState, RedisLiveState
 from cloud.models import Enterprise, Gateway
-from cloud.state import MemoryLiveState, RedisLiveState
-from cloud.store import Store
 
 HOST, PORT = "127.0.0.1", 1883
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

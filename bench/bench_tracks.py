@@ -2,7 +2,7 @@
 
 Generates the fixes server-side with ``generate_series`` in a throw-away schema (500 assets,
 one fix every 390 s each, spread over ~3 months so the monthly partitions matter), then times
-:meth:`cloud.store.Store.track` for several ranges: medians over random assets and the ratio
+:meth:`cloud.archive.Store.track` for several ranges: medians over random assets and the ratio
 against a ``SELECT 1`` round trip through the same engine (the floor of any query).
 
     python bench/bench_tracks.py [rows]     # default 10_000_000; HZ_BENCH_ROWS overrides too
@@ -22,7 +22,7 @@ import uuid
 
 from sqlalchemy import text
 
-from cloud.store import Store
+from cloud.archive import Store
 
 URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 ASSETS = 500
@@ -50,7 +50,7 @@ async def load(store: Store, rows: int) -> float:
     """Generate ``rows`` fixes; return the seconds it took (partitions, load, index, analyze)."""
     started = time.perf_counter()
     last_ts = T0 + (rows // ASSETS) * STEP_MS
-    from cloud._sql_pg import ensure_fix_partitions
+    from cloud.archive.postgres import ensure_fix_partitions
 
     await ensure_fix_partitions(store.engine, set(), range(T0, last_ts + 1, 86_400_000 * 7))
     await ensure_fix_partitions(store.engine, set(), [last_ts])

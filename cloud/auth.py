@@ -49,7 +49,7 @@ class AuthError(ValueError):
 
 
 class KeyStore(Protocol):
-    """What :func:`authenticate` needs from the archive (:class:`cloud.store.Store` has it)."""
+    """What :func:`authenticate` needs from the archive (:class:`cloud.archive.Store` has it)."""
 
     async def api_key(self, key_hash: str) -> ApiKey | None: ...
 

@@ -25,11 +25,10 @@ from cloud.alerts import AlertService
 from cloud.api import api_router
 from cloud.api.deps import JsonResponse, Services, wall_clock_ms
 from cloud.api.web import web_router
+from cloud.archive import Store
 from cloud.config import CloudSettings, MqttSettings
-from cloud.ingest import Ingest, Step, serve
-from cloud.spill import Spill
-from cloud.state import LiveState, MemoryLiveState, RedisLiveState
-from cloud.store import Store
+from cloud.ingest import Ingest, Spill, Step, serve
+from cloud.live import LiveState, MemoryLiveState, RedisLiveState
 
 __all__ = ["API_PREFIX", "create_app", "mqtt_tls_context", "open_live_state"]
 

@@ -39,8 +39,8 @@ from typing import Any, Final
 
 import msgspec
 
+from cloud.archive import ConflictError, Store
 from cloud.models import Asset, Enterprise, Gateway, Point, Site
-from cloud.store import ConflictError, Store
 
 __all__ = [
     "KINDS",

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import wire
+from edge.buffer import Durability
 from edge.errors import ConfigError
 from edge.forward import MqttSettings
-from edge.outbox import Durability
 from edge.pipeline import Source
 
 __all__ = ["SOURCE_SECTIONS", "AgentSettings", "BufferSettings", "build_sources", "load_config"]

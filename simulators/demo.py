@@ -34,9 +34,9 @@ from typing import Any
 import uvicorn
 from amqtt.errors import BrokerError
 
+from cloud.archive import Store
 from cloud.config import CloudSettings, DatabaseSettings, HttpSettings, MqttSettings
 from cloud.main import create_app
-from cloud.store import Store
 from edge.agent import Agent
 from edge.config import build_sources, load_config
 from simulators.broker import embedded_broker

@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from cloud.archive import Store
 from cloud.auth import make_key
 from cloud.models import Asset, Enterprise, Gateway, Limits, Point, Site
 from cloud.registry import Registry, import_registry
-from cloud.store import Store
 from edge.profiles import find_profile, load_profile
 from simulators.modbus import ModbusSimulator, Noise, SimDevice
 from simulators.nmea import AisVessel, GnssVehicle, Route

@@ -15,12 +15,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from cloud.alerts import AlertService
+from cloud.archive import Store
 from cloud.auth import Scope, authenticate
 from cloud.config import CloudSettings
 from cloud.coords import Crs
 from cloud.ingest import Ingest
-from cloud.state import LiveState
-from cloud.store import Store
+from cloud.live import LiveState
 
 __all__ = [
     "MAX_EPOCH_MS",

@@ -24,10 +24,10 @@ from cloud.api.deps import (
     not_found,
     owned_by,
 )
+from cloud.archive import ConflictError
 from cloud.auth import Scope
 from cloud.coords import Crs, convert
 from cloud.models import Asset, Enterprise, Gateway, LatestFix, Limits, Point, Site
-from cloud.store import ConflictError
 
 __all__ = ["router"]
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from hazwatch.cli import Commands
 
 if TYPE_CHECKING:
-    from cloud.store import Store
+    from cloud.archive import Store
 
 _Action = Callable[["Store", argparse.Namespace], Awaitable[int]]
 
@@ -104,7 +104,7 @@ async def _tell_workers(redis_url: str, key_prefix: str) -> None:
     """Bump the registry version so that running ingest workers drop their cached owners."""
     import redis.asyncio as aioredis
 
-    from cloud.state import RedisLiveState
+    from cloud.live import RedisLiveState
 
     client = aioredis.from_url(redis_url)
     try:
@@ -122,7 +122,7 @@ async def _tell_workers(redis_url: str, key_prefix: str) -> None:
 async def _with_store(
     url: str, schema: str | None, action: _Action, args: argparse.Namespace
 ) -> int:
-    from cloud.store import Store, StoreError
+    from cloud.archive import Store, StoreError
 
     try:
         store = await Store.connect(url, schema=schema)
@@ -160,8 +160,8 @@ async def _enterprise_list(store: Store, args: argparse.Namespace) -> int:
 
 
 async def _gateway_add(store: Store, args: argparse.Namespace) -> int:
+    from cloud.archive import ConflictError
     from cloud.models import Gateway
-    from cloud.store import ConflictError
     from wire import WireError, check_gateway_id
 
     try:

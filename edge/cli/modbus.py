@@ -45,8 +45,7 @@ def _read(args: argparse.Namespace) -> int:
     from edge.errors import ConfigError
     from edge.pipeline import CollectingSink
     from edge.profiles import find_profile, load_profile
-    from edge.sources.modbus import ModbusSource
-    from edge.sources.modbus_config import parse_config
+    from edge.sources.modbus import ModbusSource, parse_config
 
     if args.log_level != "DEBUG":  # pymodbus logs every timeout at ERROR with frame dumps
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)

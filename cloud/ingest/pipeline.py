@@ -1,0 +1,621 @@
+"""MQTT ingest: validate, de-duplicate, find gaps, order, archive, update live state, run steps.
+
+:class:`Ingest` handles messages (``handle``/``handle_many``, usable without a broker);
+:meth:`Ingest.run` feeds it from an ``aiomqtt.Client`` (several queued messages form one round,
+written in batches); :func:`serve` owns the connection and reconnects with capped, jittered
+backoff. Several workers split the load with ``share_group`` (an MQTT v5 shared subscription);
+de-duplication then goes through a shared ledger (:class:`cloud.live.RedisLiveState`).
+
+Every refusal is counted by reason (``rejected.<reason>``) and kept for inspection (a bounded
+ring here and the archive's ``rejected`` table); nothing bad crashes the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import logging
+import time
+from collections.abc import Collection, Sequence
+from typing import Any, Final
+
+import aiomqtt
+
+import wire
+from cloud.alerts import AlertService
+from cloud.archive import Store
+from cloud.ingest.core import Accepted, Step, candidate_gaps, classify
+from cloud.ingest.mqtt import cancel_requests, raise_if_cancelled, topic_filters
+from cloud.ingest.spill import Spill
+from cloud.ingest.writer import retried, write_round
+from cloud.live import LiveState, SeqLedger
+from cloud.models import Gap, LiveEvent, Rejected
+
+__all__ = ["Ingest"]
+
+log = logging.getLogger(__name__)
+_KEEP_PAYLOAD_BYTES: Final = 4096
+
+
+#: A jump of seqs larger than this is a new buffer file, not a gap: 10^10 items is 1,000 a
+#: second for 115 days, beyond any gateway's rate and its 30-day buffer. (A new file numbers
+#: from its clock in microseconds, so it jumps by the microseconds since the old file began.)
+SEQ_RESET_SPAN: Final = 10**10
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Ingest:
+    """The cloud's ingest pipeline, independent of how messages arrive.
+
+    Args:
+        store: the archive (registry lookups, tracks, readings, gaps, rejected messages).
+        live: the live state (latest fixes, gateways, feed).
+        ledger: de-duplication ledger and high-water mark of data seqs; defaults to ``live``
+            (use the store's in the embedded setup for durability across restarts).
+        alerts: turns edge alarms into alerts; ``None`` keeps alarms out of the alert table.
+        steps: the pipeline the rules plug in, run in order on each round's :class:`Accepted`.
+        future_tolerance_ms: observation times further ahead of receive time are flagged.
+        reject_ring: how many rejected messages/items to keep in memory.
+        archive_attempts: tries of each archive write before the round's items of that kind
+            are given up (counted as ``store_error.<kind>``), and of each ledger call before
+            the items are passed on unchecked (counted as ``ledger_error``).
+        archive_retry_s: first delay between tries, doubled each time.
+        gateway_ttl_s: how long a gateway -> enterprise (and asset -> enterprise) lookup is
+            cached at most.
+        spill: where archive writes of fixes, readings and vessel data go when the database
+            refuses them after their retries, to be written again once it answers (tried at
+            most every ``spill_retry_s``); ``None`` gives them up (counted).
+        spill_retry_s: pause between attempts to write the spilled records.
+        registry_check_s: how often the live state's registry version is read; when another
+            worker's API changed a gateway or an asset, the cached owners are dropped, so a
+            moved gateway's data goes to its new enterprise within about this long.
+        clock: receive time in epoch ms (tests pin it).
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        live: LiveState,
+        ledger: SeqLedger | None = None,
+        alerts: AlertService | None = None,
+        steps: tuple[Step, ...] = (),
+        future_tolerance_ms: int = 60_000,
+        reject_ring: int = 1000,
+        archive_attempts: int = 4,
+        archive_retry_s: float = 0.5,
+        gateway_ttl_s: float = 60.0,
+        spill: Spill | None = None,
+        spill_retry_s: float = 10.0,
+        registry_check_s: float = 1.0,
+        log_interval_s: float = 60.0,
+        clock: collections.abc.Callable[[], int] = _now_ms,
+    ) -> None:
+        self.store = store
+        self.live = live
+        self.ledger: SeqLedger = ledger if ledger is not None else live
+        self.alerts = alerts
+        self.steps = steps
+        self.future_tolerance_ms = future_tolerance_ms
+        self.archive_attempts = max(1, archive_attempts)
+        self.archive_retry_s = archive_retry_s
+        self.gateway_ttl_s = gateway_ttl_s
+        self.registry_check_s = registry_check_s
+        self.spill = spill
+        self.spill_retry_s = spill_retry_s
+        self._spill_tried = -float("inf")
+        self._registry_version: int | None = None
+        self._registry_checked = -float("inf")
+        self.log_interval_s = log_interval_s
+        self.clock = clock
+        self.counters: collections.Counter[str] = collections.Counter()
+        self.rejected: collections.deque[Rejected] = collections.deque(maxlen=reject_ring)
+        self._gateways: dict[str, tuple[str, float]] = {}
+        # asset id -> (its enterprise, or None when not registered; expiry on the monotonic clock)
+        self._asset_owners: dict[str, tuple[str | None, float]] = {}
+        self._reading_ms: dict[tuple[str, str], int] = {}
+        self._logged_at = time.monotonic()
+        self._logged: collections.Counter[str] = collections.Counter()
+        # Counts of the round in progress, published to ``counters`` once its work is done.
+        self._pending: collections.Counter[str] = collections.Counter()
+
+    # -- entry points -----------------------------------------------------------------------
+
+    async def handle(self, topic: str, payload: bytes) -> Accepted:
+        """Process one MQTT message; return what was accepted."""
+        return await self.handle_many([(topic, payload)])
+
+    async def handle_many(self, messages: Sequence[tuple[str, bytes]]) -> Accepted:
+        """Process several messages as one round (one write per table); never raises for input.
+
+        Returns:
+            The accepted items, de-duplicated, marked and ordered (as the steps saw them).
+        """
+        recv_ms = self.clock()
+        await self._check_registry()
+        await self._restore_spilled()
+        rejects: list[Rejected] = []
+        batches: list[tuple[str, str, str, list[wire.Item]]] = []
+        for topic, payload in messages:
+            batch = await self._open(topic, payload, recv_ms, rejects)
+            if batch is not None:
+                batches.append(batch)
+        # One ledger call per gateway and channel per round, alarms first (they travel ahead).
+        merged: dict[tuple[str, str, str], list[wire.Item]] = {}
+        for gateway_id, enterprise_id, channel, batch_items in batches:
+            merged.setdefault((channel, gateway_id, enterprise_id), []).extend(batch_items)
+        items: list[tuple[str, str, wire.Item]] = []
+        gaps: list[Gap] = []
+        fills: dict[str, list[int]] = {}
+        for (channel, gateway_id, enterprise_id), batch_items in sorted(merged.items()):
+            fresh = await self._dedup(gateway_id, batch_items, recv_ms)
+            # First arrivals at or below the high-water mark (a backlog drained after newer
+            # data) and alarms may fill gaps recorded earlier: the store counts them off.
+            if channel == "data" and fresh:
+                found, filled = await self._gaps(gateway_id, enterprise_id, fresh, recv_ms)
+                gaps += found
+                if filled:
+                    fills.setdefault(gateway_id, []).extend(filled)
+            elif fresh:
+                fills.setdefault(gateway_id, []).extend(i.seq for i in fresh)
+            items += [(gateway_id, enterprise_id, item) for item in fresh]
+        items = await self._own_assets_only(items, recv_ms, rejects)
+        accepted = await self._classify(items, recv_ms)
+        accepted.gaps = gaps
+        await write_round(self, accepted, batches, rejects, recv_ms, fills=fills)
+        for rej in rejects:
+            self._pending["rejected." + rej.reason] += 1
+            self.rejected.append(rej)
+        await self._run_steps(accepted)
+        self._count(accepted)
+        self._maybe_log()
+        return accepted
+
+    async def run(
+        self,
+        client: aiomqtt.Client,
+        *,
+        share_group: str | None = None,
+        gateway_ids: Collection[str] | None = None,
+        qos: int = 1,
+        max_round_messages: int = 200,
+        queue_size: int = 10_000,
+        ready: asyncio.Event | None = None,
+    ) -> None:
+        """Subscribe with ``client`` (already connected) and process until cancelled.
+
+        Args:
+            client: a connected client (MQTT v5 when ``share_group`` is used).
+            share_group: split data and alarm topics with other workers of this group. Status
+                topics are always subscribed directly: brokers do not send retained messages
+                to shared subscriptions.
+            gateway_ids: subscribe only to these gateways (default: every gateway).
+            qos: subscription QoS.
+            max_round_messages: most queued messages processed together as one round.
+            queue_size: messages buffered between the reader and the processor.
+            ready: set once the broker has acknowledged every subscription.
+        """
+        before = cancel_requests()
+        for topic in topic_filters(share_group, gateway_ids):
+            await client.subscribe(topic, qos=qos)
+            raise_if_cancelled(before)
+        if ready is not None:
+            ready.set()
+        queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(queue_size)
+        processor = asyncio.create_task(
+            self._process(queue, max_round_messages), name="ingest-process"
+        )
+        try:
+            await self._read(client, queue)
+        except aiomqtt.MqttError:
+            self.counters["mqtt_lost"] += 1
+            log.warning("ingest lost the broker; finishing %d queued messages", queue.qsize())
+            raise
+        finally:
+            # The client acknowledged each queued message when it arrived: the broker will
+            # not send it again, so it is handled before returning (on cancel too).
+            await _finish(queue, processor)
+
+    def counts(self) -> dict[str, int]:
+        """A copy of the counters (``accepted.<kind>``, ``duplicate``, ``rejected.<reason>``...)."""
+        return dict(self.counters)
+
+    async def restore_spilled(self) -> dict[str, int]:
+        """Write spilled records to the archive now; return how many of each kind were."""
+        spill = self.spill
+        if spill is None or not spill.pending:
+            return {}
+        self._spill_tried = time.monotonic()
+        store = self.store
+
+        async def write(what: str, records: list[Any]) -> object:
+            if what == "fixes":
+                return await store.insert_fixes(records)
+            if what == "readings":
+                return await store.insert_readings(records)
+            return await store.insert_vessels(records)
+
+        written = await spill.drain(write)
+        for what, count in written.items():
+            self.counters["spill_restored." + what] += count
+            log.info("ingest: %d spilled %s written to the archive", count, what)
+        return written
+
+    async def _restore_spilled(self) -> None:
+        due = time.monotonic() - self._spill_tried >= self.spill_retry_s
+        if due and self.spill is not None and self.spill.pending:
+            await self.restore_spilled()
+
+    async def _check_registry(self) -> None:
+        """Drop the cached owners when the registry changed (at most every registry_check_s)."""
+        now = time.monotonic()
+        if now - self._registry_checked < self.registry_check_s:
+            return
+        self._registry_checked = now
+        try:
+            version = await self.live.registry_version()
+        except Exception:
+            self._pending["live_error.registry_version"] += 1
+            log.warning("registry version unreadable; cached owners expire by age", exc_info=True)
+            return
+        if version != self._registry_version:
+            if self._registry_version is not None:
+                self._gateways.clear()
+                self._asset_owners.clear()
+            self._registry_version = version
+
+    def forget_gateway(self, gateway_id: str) -> None:
+        """Drop the cached enterprise of a gateway (call after moving or deleting it)."""
+        self._gateways.pop(gateway_id, None)
+
+    def forget_asset(self, asset_id: str) -> None:
+        """Drop the cached enterprise of an asset (call after registering, moving or deleting it)."""
+        self._asset_owners.pop(asset_id, None)
+
+    # -- stages -----------------------------------------------------------------------------
+
+    async def _open(
+        self, topic: str, payload: bytes, recv_ms: int, rejects: list[Rejected]
+    ) -> tuple[str, str, str, list[wire.Item]] | None:
+        """Topic, envelope and registry checks; rejected input is recorded in ``rejects``."""
+        gateway_id: str | None = None
+        try:
+            gateway_id, channel = wire.parse_topic(topic)
+            if channel == "status":
+                if not await self._status(gateway_id, payload, recv_ms):
+                    rejects.append(
+                        _rejected(
+                            recv_ms,
+                            "unknown_gateway",
+                            "gateway not registered",
+                            topic,
+                            gateway_id,
+                            payload,
+                        )
+                    )
+                return None
+            decoded = wire.decode_batch(payload)
+            if decoded.gw != gateway_id:
+                raise wire.WireError(
+                    "gateway_mismatch", f"envelope {decoded.gw!r} on topic of {gateway_id!r}"
+                )
+            enterprise_id = await self._enterprise(gateway_id)
+        except wire.WireError as exc:
+            rejects.append(
+                _rejected(recv_ms, exc.reason, exc.detail, topic, gateway_id, payload, exc.field)
+            )
+            return None
+        except Exception as exc:
+            # The registry is unreachable: keep the message for inspection, go on with the rest.
+            log.exception("gateway %s: registry lookup failed", gateway_id)
+            rejects.append(
+                _rejected(recv_ms, "registry_error", repr(exc), topic, gateway_id, payload)
+            )
+            return None
+        if enterprise_id is None:
+            rejects.append(
+                _rejected(
+                    recv_ms, "unknown_gateway", "gateway not registered", topic, gateway_id, payload
+                )
+            )
+            return None
+        for err in decoded.errors:
+            # The message is kept with each refused item: its field path points into it.
+            rejects.append(
+                _rejected(recv_ms, err.reason, err.detail, topic, gateway_id, payload, err.field)
+            )
+        self.counters["messages." + channel] += 1
+        return gateway_id, enterprise_id, channel, decoded.items
+
+    async def _status(self, gateway_id: str, payload: bytes, recv_ms: int) -> bool:
+        """Apply a retained status message; ``False`` if the gateway is unknown."""
+        if not payload:
+            self.counters["status.cleared"] += 1
+            return True
+        status = wire.decode_status(payload)
+        if status.gw != gateway_id:
+            raise wire.WireError("gateway_mismatch", f"status of {status.gw!r} on {gateway_id!r}")
+        enterprise_id = await self._enterprise(gateway_id)
+        if enterprise_id is None:
+            return False
+        event = LiveEvent(
+            kind="gateway",
+            enterprise_id=enterprise_id,
+            ts_ms=status.ts,
+            data={"gateway_id": gateway_id, "state": status.state, "recv_ms": recv_ms},
+        )
+        try:
+            await self.live.set_gateway(
+                gateway_id, enterprise_id=enterprise_id, state=status.state, status_ms=status.ts
+            )
+            await self.live.publish(event)
+        except Exception:
+            self.counters["live_error.status"] += 1
+            log.exception("gateway %s: status not applied to the live state", gateway_id)
+        else:
+            self.counters["status." + status.state] += 1
+        return True
+
+    async def _enterprise(self, gateway_id: str) -> str | None:
+        cached = self._gateways.get(gateway_id)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        store = self.store
+        gateway = await retried(self, "registry_retry", lambda: store.get_gateway(gateway_id))
+        if gateway is None:
+            return None
+        self._gateways[gateway_id] = (gateway.enterprise_id, time.monotonic() + self.gateway_ttl_s)
+        return gateway.enterprise_id
+
+    async def _dedup(
+        self, gateway_id: str, items: list[wire.Item], recv_ms: int
+    ) -> list[wire.Item]:
+        if not items:
+            return []
+        seqs = [i.seq for i in items]
+        try:
+            admitted = await retried(
+                self,
+                "ledger_retry",
+                lambda: self.ledger.admit_seqs(gateway_id, seqs, now_ms=recv_ms),
+            )
+        except Exception:
+            # Dropping the items would lose them for sure; passing them on unchecked only risks
+            # archiving a redelivered duplicate.
+            self._pending["ledger_error"] += 1
+            log.exception("gateway %s: de-duplication ledger failed; items passed on", gateway_id)
+            admitted = seqs
+        new = set(admitted)
+        fresh: list[wire.Item] = []
+        for item in items:
+            if item.seq in new:
+                new.discard(item.seq)  # a seq repeated inside one batch counts once
+                fresh.append(item)
+            else:
+                self._pending["duplicate"] += 1
+        return fresh
+
+    async def _gaps(
+        self, gateway_id: str, enterprise_id: str, items: list[wire.Item], recv_ms: int
+    ) -> tuple[list[Gap], list[int]]:
+        """New gaps this data opens, and its seqs at or below the high-water mark (fills)."""
+        try:
+            return await self._find_gaps(gateway_id, enterprise_id, [i.seq for i in items], recv_ms)
+        except Exception:
+            # The items are archived all the same; only this round's gap report is missing.
+            self._pending["ledger_error"] += 1
+            log.exception("gateway %s: gap detection failed", gateway_id)
+            return [], []
+
+    async def _find_gaps(
+        self, gateway_id: str, enterprise_id: str, seqs: list[int], recv_ms: int
+    ) -> tuple[list[Gap], list[int]]:
+        ledger = self.ledger
+        previous = await retried(
+            self, "ledger_retry", lambda: ledger.high_water(gateway_id, max(seqs))
+        )
+        fills = [] if previous is None else [q for q in seqs if q <= previous]
+        gaps = []
+        for first, last in candidate_gaps(previous, seqs):
+            if last - first + 1 > SEQ_RESET_SPAN:
+                # No gateway makes that many items: its buffer file was new (lost, replaced
+                # or found corrupt at start), numbering from its clock. Not a gap to report.
+                self._pending["seq_reset"] += 1
+                log.warning(
+                    "gateway %s: seq jumped from %d to %d: a new buffer file (what the old one "
+                    "still held is lost; see its buffer_corrupt alarm, if any)",
+                    gateway_id,
+                    first - 1,
+                    last + 1,
+                )
+                continue
+            count = functools.partial(ledger.missing_seqs, gateway_id, first, last)
+            missing = await retried(self, "ledger_retry", count)
+            if missing:
+                gaps.append(
+                    Gap(
+                        gateway_id=gateway_id,
+                        enterprise_id=enterprise_id,
+                        first_seq=first,
+                        last_seq=last,
+                        missing=missing,
+                        detected_ms=recv_ms,
+                    )
+                )
+                self._pending["gap"] += 1
+                self._pending["gap.missing"] += missing
+                log.warning(
+                    "gateway %s: %d seqs missing in %d..%d", gateway_id, missing, first, last
+                )
+        return gaps, fills
+
+    async def _own_assets_only(
+        self, items: list[tuple[str, str, wire.Item]], recv_ms: int, rejects: list[Rejected]
+    ) -> list[tuple[str, str, wire.Item]]:
+        """Refuse fixes of an asset registered to another enterprise than the gateway's.
+
+        A misconfigured or rogue gateway must not move another tenant's truck on the map or in
+        its track. Unregistered assets (vessels a shore station hears) pass. If the registry
+        cannot be read the fixes pass too, counted as ``registry_error.assets``.
+        """
+        fixes = {i.asset for _, _, i in items if isinstance(i, wire.Fix)}
+        if not fixes:
+            return items
+        try:
+            owners = await self._owners(fixes)
+        except Exception:
+            self._pending["registry_error.assets"] += 1
+            log.exception("asset registry lookup failed; fixes accepted unchecked")
+            return items
+        kept = []
+        for gateway_id, enterprise_id, item in items:
+            owner = owners.get(item.asset) if isinstance(item, wire.Fix) else None
+            if owner is None or owner == enterprise_id:
+                kept.append((gateway_id, enterprise_id, item))
+                continue
+            assert isinstance(item, wire.Fix)
+            rejects.append(
+                _rejected(
+                    recv_ms,
+                    "foreign_asset",
+                    f"asset {item.asset!r} is registered to another enterprise",
+                    wire.data_topic(gateway_id),
+                    gateway_id,
+                    wire.encode_item(item),
+                    "asset",
+                )
+            )
+        return kept
+
+    async def _owners(self, asset_ids: set[str]) -> dict[str, str | None]:
+        now = time.monotonic()
+        found: dict[str, str | None] = {}
+        missing = []
+        for asset_id in asset_ids:
+            cached = self._asset_owners.get(asset_id)
+            if cached is not None and cached[1] > now:
+                found[asset_id] = cached[0]
+            else:
+                missing.append(asset_id)
+        if missing:
+            store = self.store
+            looked = await retried(self, "registry_retry", lambda: store.asset_owners(missing))
+            expiry = now + self.gateway_ttl_s
+            if len(self._asset_owners) > 100_000:
+                self._asset_owners.clear()
+            for asset_id in missing:
+                found[asset_id] = looked.get(asset_id)
+                self._asset_owners[asset_id] = (found[asset_id], expiry)
+        return found
+
+    async def _classify(self, items: list[tuple[str, str, wire.Item]], recv_ms: int) -> Accepted:
+        assets = {i.asset for _, _, i in items if isinstance(i, wire.Fix)}
+        latest = await self.live.latest_fixes(assets) if assets else {}
+        accepted = classify(
+            items,
+            recv_ms=recv_ms,
+            future_tolerance_ms=self.future_tolerance_ms,
+            latest_fix_ms={a: f.fix.ts for a, f in latest.items()},
+            latest_reading_ms=self._reading_ms,
+        )
+        for rec in accepted.readings:
+            if not rec.late and not rec.future:
+                self._reading_ms[(rec.item.site, rec.item.point)] = rec.item.ts
+        return accepted
+
+    def _count(self, accepted: Accepted) -> None:
+        """Count a finished round (after archive, live state and steps, so a counter seen
+        means the work is done)."""
+        for kind, recs in (
+            ("fix", accepted.fixes),
+            ("reading", accepted.readings),
+            ("vessel", accepted.vessels),
+            ("alarm", accepted.alarms),
+            ("health", accepted.health),
+        ):
+            self.counters["accepted." + kind] += len(recs)
+            self.counters["late"] += sum(1 for r in recs if r.late)
+            self.counters["future"] += sum(1 for r in recs if r.future)
+        self.counters["rounds"] += 1
+        self.counters.update(self._pending)
+        self._pending.clear()
+
+    async def _run_steps(self, accepted: Accepted) -> None:
+        if not accepted:
+            return
+        for step in self.steps:
+            try:
+                await step(accepted)
+            except Exception:
+                name = getattr(step, "__name__", type(step).__name__)
+                self.counters["step_error." + name] += 1
+                log.exception("pipeline step %s failed; continuing", name)
+
+    def _maybe_log(self) -> None:
+        if time.monotonic() - self._logged_at < self.log_interval_s:
+            return
+        delta = self.counters - self._logged
+        if delta:
+            log.info(
+                "ingest in the last %.0f s: %s", self.log_interval_s, dict(sorted(delta.items()))
+            )
+        self._logged = self.counters.copy()
+        self._logged_at = time.monotonic()
+
+    # -- MQTT -------------------------------------------------------------------------------
+
+    async def _read(self, client: aiomqtt.Client, queue: asyncio.Queue[tuple[str, bytes]]) -> None:
+        async for message in client.messages:
+            payload: object = message.payload
+            raw = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
+            await queue.put((message.topic.value, raw))
+            self.counters["received"] += 1
+
+    async def _process(self, queue: asyncio.Queue[tuple[str, bytes]], max_messages: int) -> None:
+        while True:
+            round_ = [await queue.get()]
+            while len(round_) < max_messages and not queue.empty():
+                round_.append(queue.get_nowait())
+            try:
+                await self.handle_many(round_)
+            except Exception:
+                self.counters["round_error"] += 1
+                log.exception("ingest round of %d messages failed", len(round_))
+            finally:
+                for _ in round_:
+                    queue.task_done()
+
+
+async def _finish(queue: asyncio.Queue[tuple[str, bytes]], processor: asyncio.Task[None]) -> None:
+    """Let ``processor`` handle everything queued, then stop it."""
+    drained = asyncio.create_task(queue.join(), name="ingest-drain")
+    try:
+        await asyncio.wait((drained, processor), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        drained.cancel()
+        processor.cancel()
+        await asyncio.gather(drained, processor, return_exceptions=True)
+
+
+def _rejected(
+    recv_ms: int,
+    reason: str,
+    detail: str,
+    topic: str,
+    gateway_id: str | None,
+    payload: bytes,
+    field: str | None = None,
+) -> Rejected:
+    return Rejected(
+        ts_ms=recv_ms,
+        reason=reason,
+        detail=detail[:1000],
+        topic=topic[:512],
+        gateway_id=gateway_id,
+        field=field,
+        payload=payload[:_KEEP_PAYLOAD_BYTES],
+    )

@@ -1,0 +1,125 @@
+"""The live state port: what ingest, rules and the API need to know *now*.
+
+Latest fix and status per asset, rule state, gateways, geo index, live feed, and the
+``(gateway, seq)`` de-duplication ledger. Two adapters implement it:
+:class:`~cloud.live.redis_adapter.RedisLiveState` (pipelined; what production and several workers
+share) and :class:`~cloud.live.memory.MemoryLiveState` (in-process, the embedded default). Only
+the Redis one is durable across restarts and shared by workers (the archive's ledger is the
+durable choice for the embedded setup: :meth:`cloud.archive.Store.admit_seqs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import wire
+from cloud.live._common import Subscription
+from cloud.models import GatewayLive, LatestFix, LiveEvent, Received
+
+__all__ = ["LiveState", "SeqLedger"]
+
+
+@runtime_checkable
+class SeqLedger(Protocol):
+    """Durable memory of which ``(gateway, seq)`` were received (de-duplication, gaps)."""
+
+    async def admit_seqs(self, gateway_id: str, seqs: Sequence[int], *, now_ms: int) -> list[int]:
+        """Record ``seqs``; return, sorted, those never admitted before (atomic per seq)."""
+        ...
+
+    async def missing_seqs(self, gateway_id: str, first_seq: int, last_seq: int) -> int:
+        """How many of ``first_seq .. last_seq`` (inclusive) were never admitted."""
+        ...
+
+    async def high_water(self, gateway_id: str, seq: int) -> int | None:
+        """Raise the gateway's highest data ``seq`` to ``seq``; return the previous one."""
+        ...
+
+
+@runtime_checkable
+class LiveState(SeqLedger, Protocol):
+    """What ingest, rules and the API need to know *now*; one interface, two adapters."""
+
+    async def put_fixes(self, records: Sequence[Received[wire.Fix]]) -> list[str]:
+        """Keep each asset's newest fix and its position in the geo index.
+
+        Late and future records are ignored; a record older than the stored one never replaces
+        it (safe with several workers). Returns the asset ids whose latest fix changed.
+        """
+        ...
+
+    async def latest_fixes(self, asset_ids: Collection[str]) -> dict[str, LatestFix]:
+        """The newest fix of each asset that has one."""
+        ...
+
+    async def set_asset_status(self, asset_id: str, status: Mapping[str, Any]) -> None:
+        """Replace an asset's JSON-ready status (moving/parked, in zone, ...; set by rules)."""
+        ...
+
+    async def asset_status(self, asset_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+        """The status of each asset that has one."""
+        ...
+
+    async def get_rule_states(self, asset_ids: Collection[str]) -> dict[str, bytes]:
+        """Opaque per-asset rule state (bytes encoded by the rules), for assets that have one."""
+        ...
+
+    async def set_rule_states(self, states: Mapping[str, bytes]) -> None:
+        """Store per-asset rule state (one pipeline for all)."""
+        ...
+
+    async def set_gateway(
+        self,
+        gateway_id: str,
+        *,
+        enterprise_id: str | None = None,
+        state: str | None = None,
+        status_ms: int | None = None,
+        seen_ms: int | None = None,
+        health: wire.Health | None = None,
+    ) -> None:
+        """Update what is known of a gateway; ``None`` arguments leave fields unchanged."""
+        ...
+
+    async def gateways(self, gateway_ids: Collection[str]) -> dict[str, GatewayLive]:
+        """Live knowledge of each gateway that has any."""
+        ...
+
+    async def nearby(
+        self,
+        lat: float,
+        lon: float,
+        radius_m: float,
+        *,
+        enterprise_ids: Collection[str] | None = None,
+        limit: int = 1000,
+    ) -> list[tuple[str, float]]:
+        """Assets whose latest position lies within ``radius_m``: ``(asset_id, distance_m)``,
+        nearest first, only of enterprises in scope (``None``: all)."""
+        ...
+
+    async def publish(self, event: LiveEvent) -> None:
+        """Send one event to every live subscriber (of every worker with Redis)."""
+        ...
+
+    async def publish_many(self, events: Sequence[LiveEvent]) -> None:
+        """Send several events (one pipeline)."""
+        ...
+
+    def subscribe(self) -> Subscription:
+        """A new subscription to the live feed (filter by ``event.enterprise_id``)."""
+        ...
+
+    async def registry_version(self) -> int:
+        """A number every change of a gateway's or an asset's owner increases (0 before any):
+        ingest workers drop their cached owners when it moves."""
+        ...
+
+    async def bump_registry_version(self) -> int:
+        """Note a change of gateways or assets (the API calls this); returns the new number."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and end subscriptions (does not close a caller's client)."""
+        ...

@@ -22,7 +22,7 @@ VENV_OWN = {"pip"}
 
 def _pins(lock: Path) -> dict[str, str]:
     """``name -> version`` of every pin of ``lock`` whose marker holds on this interpreter."""
-    pins = {}
+    pins: dict[str, str] = {}
     for line in lock.read_text().splitlines():
         if not line or line[0] in " #-":
             continue
@@ -47,7 +47,7 @@ def test_every_pin_carries_hashes() -> None:
 
 
 def test_installed_packages_are_exactly_the_dev_lock() -> None:
-    installed = {
+    installed: dict[str, str] = {
         canonicalize_name(dist.metadata["Name"]): dist.version
         for dist in importlib.metadata.distributions()
     }

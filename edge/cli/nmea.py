@@ -2,8 +2,18 @@
 
 Writes one JSON object per decoded GNSS fix, AIS vessel fix or AIS static record to stdout, in
 the wire encoding (:func:`wire.encode_item`, ``seq`` 0), in input order. At the end, a summary
-goes to stderr as one JSON object: ``{"counts": {kind: n, ...}, "errors": {reason: n, ...}}``.
-Both formats are stable: scripts may parse them.
+goes to stderr as one JSON object::
+
+    {"counts": {kind: n, ...}, "errors": {reason: n, ...},
+     "duplicates": {name: n, ...}, "skipped": {type: n, ...}, "no_position": {name: n, ...}}
+
+``duplicates`` are valid input dropped as repeats (``late_sentences`` of a GNSS epoch already
+printed, ``duplicate_epochs`` of a time already printed, ``ais_duplicates`` heard twice);
+``skipped`` are valid sentences of types the decoders do not use, by type (``GSV``, ``PGRMZ``,
+``ais_other_types``); ``no_position`` are position reports without a position, by why
+(``rmc_status_v``, ``gga_quality_0``, ``gll_status_v``, ``gns_mode_n``, ``empty_position``,
+``epochs_without_position``, ``ais_no_position``). Every key is always there; names with a
+count of 0 are left out. Both formats are stable: scripts may parse them.
 
 Every GNSS fix is printed (no reporting strategy). ``--now`` fixes the clock (the date of
 receivers without RMC, the time of AIS messages without tag block) for reproducible output.
@@ -18,6 +28,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
+    from edge.decode.ais import AisDecoder
+    from edge.decode.nmea import NmeaDecoder
     from hazwatch.cli import Commands
 
 __all__ = ["register"]
@@ -117,16 +129,42 @@ def _decode(args: argparse.Namespace) -> int:
         # The reader (head, less) has gone: stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    _summary(counts, framer.sentences, (framer.errors, gnss.errors, ais.errors))
+    _summary(
+        counts, framer.sentences, (framer.errors, gnss.errors, ais.errors), _dropped(gnss, ais)
+    )
     return 0
 
 
-def _summary(counts: dict[str, int], sentences: int, tables: tuple[dict[str, int], ...]) -> None:
+def _dropped(gnss: NmeaDecoder, ais: AisDecoder) -> dict[str, dict[str, int]]:
+    """Valid input that printed nothing: repeats, types not used, reports without a position."""
+    nmea, vdm = gnss.counters, ais.counters
+    tables = {
+        "duplicates": {
+            "late_sentences": nmea.get("late_sentences", 0),
+            "duplicate_epochs": nmea.get("duplicate_epochs", 0),
+            "ais_duplicates": vdm.get("duplicates", 0),
+        },
+        "skipped": {**gnss.skipped, "ais_other_types": vdm.get("other_types", 0)},
+        "no_position": {
+            **gnss.no_position,
+            "epochs_without_position": nmea.get("epochs_without_position", 0),
+            "ais_no_position": vdm.get("no_position", 0),
+        },
+    }
+    return {name: {k: n for k, n in table.items() if n} for name, table in tables.items()}
+
+
+def _summary(
+    counts: dict[str, int],
+    sentences: int,
+    tables: tuple[dict[str, int], ...],
+    dropped: dict[str, dict[str, int]],
+) -> None:
     import orjson
 
     errors: dict[str, int] = {}
     for table in tables:
         for reason, count in table.items():
             errors[reason] = errors.get(reason, 0) + count
-    summary = {"counts": {"sentences": sentences, **counts}, "errors": errors}
+    summary = {"counts": {"sentences": sentences, **counts}, "errors": errors, **dropped}
     sys.stderr.write(orjson.dumps(summary, option=orjson.OPT_SORT_KEYS).decode() + "\n")

@@ -1,8 +1,12 @@
 """Pure NMEA 0183 GNSS decoder: sentences in, one :class:`wire.Fix` per epoch out.
 
 Sentences are parsed with :func:`pynmea2.parse` (checksum required and verified). GGA, RMC, VTG,
-GSA, GNS and GLL are used from the talkers GP (GPS), GL (GLONASS), GA (Galileo), GN (combined)
-and BeiDou as both BD and GB; other sentence types (GSV, TXT, ...) are counted and ignored.
+GSA, GNS and GLL are used from any talker: two upper-case letters or digits, such as GP (GPS),
+GL (GLONASS), GA (Galileo), GN (combined), BeiDou as both BD and GB, IN (integrated navigation on
+chartplotters) or EC (ECDIS); a ``$P...`` sentence is proprietary, not a talker's. Valid
+sentences are counted per talker (``talker.<id>`` in :attr:`NmeaDecoder.counters`); those of
+types not used (GSV, TXT, proprietary ...) are also counted by type in
+:attr:`NmeaDecoder.skipped`, and otherwise ignored.
 
 A receiver sends several sentences per epoch, in an order of its own. The :class:`NmeaDecoder`
 merges them by time of day: sentences with a time (GGA, RMC, GNS, GLL) belong to the epoch of
@@ -12,12 +16,27 @@ arrives (or on :meth:`NmeaDecoder.flush`), so at first a fix is emitted one epoc
 the decoder learns the receiver's cycle (which sentence ends an epoch, and what an epoch holds);
 once three epochs in a row ended the same way, an epoch that matches is emitted at its last
 sentence. A sentence of an epoch already emitted is counted (``late_sentences``) and dropped, and
-the cycle is learned again.
+the cycle is learned again; an epoch whose time equals that of a recent fix (a receiver or a
+multiplexer repeating itself) is dropped as ``duplicate_epochs``.
 
-Field sources: time from GGA/RMC/GNS/GLL, date from RMC (a receiver without RMC gets the date
-from the clock passed in and the flag ``no_rmc_date``); position from GGA, else GNS, RMC, GLL;
+Field sources: time from GGA/RMC/GNS/GLL, date from RMC; position from GGA, else GNS, RMC, GLL;
 quality, satellites, HDOP and altitude from GGA (else GNS, GSA); speed and course from RMC, else
-VTG; fix type and DOPs from GSA.
+VTG; fix type and DOPs from GSA; mode from RMC, else GNS or GLL. A position report that carries
+no position is counted by why in :attr:`NmeaDecoder.no_position` (``rmc_status_v``,
+``gll_status_v``, ``gga_quality_0``, ``gns_mode_n``, ``empty_position``).
+
+The date of an epoch, in this order:
+
+1. the date of its own RMC;
+2. else the receiver's last known date: the last RMC date seen (whether or not its epoch had a
+   position), carried forward from epoch to epoch; when the time of day moves back by more than
+   half a day it has wrapped past midnight (the next day), when it moves forward by more than half
+   a day it belongs to the day before;
+3. else, for a receiver that never sent a date, the clock (``now_ms``), and the fix is flagged
+   ``no_rmc_date``. A fix is an observation, so the day is the one that puts the time of day
+   closest to the clock in the past, allowing ``future_tolerance_ms`` of clock skew: never a fix
+   further ahead of the clock than that (a ``000000.00`` received at 14:00 is today's midnight,
+   not tomorrow's).
 
 Quality per DOMAIN.md: ``dead_reckoning`` for GGA quality 6 or mode ``E``; ``questionable`` with
 a flag for RMC status V (``status_v``), no valid fix (``no_fix``), HDOP above the limit
@@ -29,6 +48,9 @@ altitude drops just that value).
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections import deque
 from typing import Final
 
 import pynmea2
@@ -37,7 +59,8 @@ import wire
 
 __all__ = ["TALKERS", "NmeaDecoder"]
 
-#: Talker ids accepted: GPS, GLONASS, Galileo, combined, BeiDou (both spellings).
+#: Satellite talkers: GPS, GLONASS, Galileo, combined, BeiDou (both spellings). Any valid
+#: talker is accepted unless ``NmeaDecoder(talkers=...)`` restricts them, e.g. to these.
 TALKERS: Final = frozenset({"GP", "GL", "GA", "GN", "BD", "GB"})
 _USED: Final = frozenset({"GGA", "RMC", "VTG", "GSA", "GNS", "GLL"})
 _USED_FIELDS: Final = frozenset(f"{kind},".encode() for kind in _USED)
@@ -50,6 +73,11 @@ _OK_MODES: Final = frozenset({"A", "D", "P", "R", "F"})
 _RANK_GGA, _RANK_GNS, _RANK_RMC, _RANK_GLL = 4, 3, 2, 1
 #: Epochs ended the same way, in a row, before the decoder trusts the receiver's cycle.
 _LEARN_EPOCHS: Final = 3
+#: Times of the last fixes remembered to drop an epoch repeated by the receiver.
+_RECENT_FIXES: Final = 8
+#: Talkers and skipped types counted by name at most (a feed carries a handful); noise that
+#: passes the checksum must not grow the tables without bound.
+_MAX_NAMES: Final = 32
 
 
 class _Epoch:
@@ -138,6 +166,31 @@ def _date_days(text: str) -> int | None:
     return era * 146097 + doe - 719468
 
 
+def _checksum_error(sentence: bytes) -> str | None:
+    """Why the ``*hh`` checksum of ``$...*hh`` does not hold (as pynmea2 would say), or ``None``."""
+    star = sentence.rfind(b"*")
+    if star < 0:
+        return "no_checksum"
+    try:
+        expected = int(sentence[star + 1 :], 16) if len(sentence) == star + 3 else -1
+    except ValueError:
+        expected = -1
+    if expected < 0:
+        return "malformed"
+    return (
+        None if functools.reduce(operator.xor, sentence[1:star], 0) == expected else "bad_checksum"
+    )
+
+
+def _day_shift(last_tod_ms: int, tod_ms: int) -> int:
+    """Days from the epoch at ``last_tod_ms`` to the one at ``tod_ms``: the nearer of -1, 0, +1."""
+    if tod_ms < last_tod_ms - _HALF_DAY_MS:
+        return 1  # the time of day wrapped past midnight
+    if tod_ms > last_tod_ms + _HALF_DAY_MS:
+        return -1  # a late epoch of the day before
+    return 0
+
+
 def _coord(value: str, hemi: str, negative: str) -> float | None:
     """``dddmm.mmmm`` + hemisphere -> signed degrees."""
     if not value:
@@ -155,7 +208,9 @@ class NmeaDecoder:
         asset: asset id written into every fix.
         hdop_limit: fixes with a larger HDOP are flagged ``high_hdop``.
         min_sats: fixes with fewer satellites are flagged ``low_sats``.
-        talkers: accepted talker ids.
+        talkers: accepted talker ids; ``None`` (the default) accepts any valid talker.
+        future_tolerance_ms: clock skew allowed when the date comes from the clock: no such
+            fix is dated further ahead of ``now_ms`` than this (see the module docstring).
     """
 
     def __init__(
@@ -164,16 +219,23 @@ class NmeaDecoder:
         asset: str,
         hdop_limit: float = 5.0,
         min_sats: int = 4,
-        talkers: frozenset[str] = TALKERS,
+        talkers: frozenset[str] | None = None,
+        future_tolerance_ms: int = 60_000,
     ) -> None:
         self.asset = asset
         self.hdop_limit = hdop_limit
         self.min_sats = min_sats
         self.talkers = talkers
+        self.future_tolerance_ms = future_tolerance_ms
         #: reason -> count of rejected sentences or values.
         self.errors: dict[str, int] = {}
+        self._skipped_types: dict[bytes, int] = {}
+        #: why (``rmc_status_v``, ``gga_quality_0``, ...) -> position reports without a position.
+        self.no_position: dict[str, int] = {}
         self._counters: dict[str, int] = {}
+        self._talkers: dict[bytes, int] = {}
         self._sentences = 0
+        self._recent: deque[int] = deque(maxlen=_RECENT_FIXES)
         self._open: _Epoch | None = None
         self._next: _Epoch | None = None
         self._prev_type = ""
@@ -189,8 +251,17 @@ class NmeaDecoder:
 
     @property
     def counters(self) -> dict[str, int]:
-        """sentences, ignored_sentences, epochs, epochs_without_position, fixes."""
-        return {"sentences": self._sentences, **self._counters}
+        """sentences, ignored_sentences, epochs, epochs_without_position, fixes, ... and the
+        valid sentences per talker as ``talker.<id>`` (``talker.IN``; ``other_talkers`` past a
+        few dozen)."""
+        talkers = {f"talker.{t.decode()}": n for t, n in self._talkers.items()}
+        return {"sentences": self._sentences, **self._counters, **talkers}
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Sentence type (``GSV``, ``TXT``, a proprietary address such as ``PGRMZ``) -> valid
+        sentences not used; past a few dozen types the rest count as ``other``."""
+        return {kind.decode("ascii", "replace"): n for kind, n in self._skipped_types.items()}
 
     def _count(self, table: dict[str, int], key: str) -> None:
         table[key] = table.get(key, 0) + 1
@@ -208,9 +279,9 @@ class NmeaDecoder:
         if sentence[:1] != b"$":
             self._count(self.errors, "not_nmea")
             return None
-        if sentence[3:7] not in _USED_FIELDS and sentence[6:7] == b",":
-            # GSV, TXT, ...: not used, so not worth parsing (nor their checksum).
-            self._count(self._counters, "ignored_sentences")
+        if sentence[1:2] == b"P" or (sentence[3:7] not in _USED_FIELDS and sentence[6:7] == b","):
+            # GSV, TXT, proprietary ...: not used, so not worth parsing.
+            self._skip(sentence)
             return None
         try:
             msg = pynmea2.parse(sentence.decode("ascii"), check=True)
@@ -219,16 +290,16 @@ class NmeaDecoder:
             self._count(self.errors, "no_checksum" if missing else "bad_checksum")
             return None
         except pynmea2.SentenceTypeError:
-            self._count(self._counters, "ignored_sentences")
+            self._skipped(sentence)
             return None
         except (pynmea2.ParseError, ValueError, UnicodeDecodeError):
             self._count(self.errors, "malformed")
             return None
         kind: str = getattr(msg, "sentence_type", "")
-        if kind not in _USED:
-            self._count(self._counters, "ignored_sentences")
+        if kind not in _USED or not isinstance(msg, pynmea2.TalkerSentence):
+            self._skipped(sentence)  # e.g. a query, ``$CCGPQ,GGA``
             return None
-        if msg.talker not in self.talkers:
+        if not self._talker(sentence[1:3]):
             self._count(self.errors, "unsupported_talker")
             return None
         try:
@@ -236,6 +307,50 @@ class NmeaDecoder:
         except (ValueError, IndexError):
             self._count(self.errors, "bad_field")
             return None
+
+    def _talker(self, talker: bytes) -> bool:
+        """Whether ``talker`` is valid (and accepted); count it if so."""
+        count = self._talkers.get(talker)
+        if count is not None:  # seen before, so valid and accepted
+            self._talkers[talker] = count + 1
+            return True
+        # bytes.isalnum is ASCII only; upper() == itself rules out lower case letters.
+        if not (talker.isalnum() and talker.upper() == talker):
+            return False
+        if self.talkers is not None and talker.decode() not in self.talkers:
+            return False
+        if len(self._talkers) < _MAX_NAMES:
+            self._talkers[talker] = 1
+        else:
+            self._count(self._counters, "other_talkers")
+        return True
+
+    def _skip(self, sentence: bytes) -> None:
+        """A sentence not parsed: counted by type if its checksum holds, else as an error."""
+        error = _checksum_error(sentence)
+        if error is not None:
+            self._count(self.errors, error)
+        else:
+            self._skipped(sentence)
+
+    def _skipped(self, sentence: bytes) -> None:
+        """Count a valid sentence of a type not used, by type (and by talker)."""
+        self._count(self._counters, "ignored_sentences")
+        end = sentence.find(b",")
+        address = sentence[1:end] if end > 0 else sentence[1:].split(b"*", 1)[0]
+        if address[:1] == b"P":
+            kind = address[:16]
+        else:
+            self._talker(address[:2])
+            kind = address[2:16]
+        table = self._skipped_types
+        count = table.get(kind)
+        if count is not None:
+            table[kind] = count + 1
+        elif len(table) < _MAX_NAMES:
+            table[kind] = 1
+        else:
+            table[b"other"] = table.get(b"other", 0) + 1
 
     def flush(self, *, now_ms: int) -> wire.Fix | None:
         """End of input: complete the open epoch."""
@@ -331,12 +446,21 @@ class NmeaDecoder:
         epoch.lon = _coord(data[at + 2], data[at + 3], "W")
         epoch.pos_rank = rank
 
+    def _without_position(self, why: str | None, data: list[str], at: int) -> None:
+        """Count a position report that says it has no fix (``why``) or has no lat/lon."""
+        if why is None and (not data[at] or not data[at + 2]):
+            why = "empty_position"
+        if why is not None:
+            self._count(self.no_position, why)
+            self._count(self._counters, "reports_without_position")
+
     def _gga(self, epoch: _Epoch, data: list[str]) -> None:
         self._position(epoch, _RANK_GGA, data, 1)
         epoch.gga_quality = _int(data[5])
         epoch.sats = _int(data[6])
         epoch.hdop = _float(data[7])
         epoch.alt_m = _float(data[8])
+        self._without_position("gga_quality_0" if epoch.gga_quality == 0 else None, data, 1)
 
     def _gns(self, epoch: _Epoch, data: list[str]) -> None:
         self._position(epoch, _RANK_GNS, data, 1)
@@ -348,6 +472,8 @@ class NmeaDecoder:
             epoch.hdop = _float(data[7])
         if epoch.alt_m is None:
             epoch.alt_m = _float(data[8])
+        no_fix = bool(data[5]) and not data[5].strip("N")  # "N" per constellation: no fix
+        self._without_position("gns_mode_n" if no_fix else None, data, 1)
 
     def _rmc(self, epoch: _Epoch, data: list[str]) -> None:
         self._position(epoch, _RANK_RMC, data, 2)
@@ -359,8 +485,12 @@ class NmeaDecoder:
         if course is not None:
             epoch.course = course
         epoch.date_days = _date_days(data[8])
+        if epoch.date_days is not None and epoch.tod_ms is not None:
+            # The receiver's date, even if this epoch has no position to date.
+            self._last_date_days, self._last_tod_ms = epoch.date_days, epoch.tod_ms
         if len(data) > 11 and data[11]:
             epoch.mode = data[11]
+        self._without_position("rmc_status_v" if data[1] == "V" else None, data, 2)
 
     def _vtg(self, epoch: _Epoch, data: list[str]) -> None:
         if epoch.course is None:
@@ -386,6 +516,9 @@ class NmeaDecoder:
             self._position(epoch, _RANK_GLL, data, 0)
         if epoch.status is None and data[5]:
             epoch.status = data[5]
+        if len(data) > 6 and data[6] and epoch.mode is None:
+            epoch.mode = data[6]  # NMEA 2.3 mode indicator (E: dead reckoning)
+        self._without_position("gll_status_v" if data[5] == "V" else None, data, 0)
 
     # -- the fix ----------------------------------------------------------------------------
 
@@ -399,6 +532,10 @@ class NmeaDecoder:
             return None
         flags: list[str] = []
         ts = self._timestamp(epoch, now_ms, flags)
+        if ts in self._recent:
+            self._count(self._counters, "duplicate_epochs")
+            return None
+        self._recent.append(ts)
         quality = self._quality(epoch, flags)
         self._count(self._counters, "fixes")
         return wire.Fix(
@@ -444,14 +581,12 @@ class NmeaDecoder:
         assert tod is not None
         days = epoch.date_days
         if days is None and self._last_date_days is not None:
-            days = self._last_date_days + (tod < self._last_tod_ms - _HALF_DAY_MS)
+            days = self._last_date_days + _day_shift(self._last_tod_ms, tod)
         if days is None:
+            # Never a date from the receiver: the latest day that does not put the fix more
+            # than the tolerance ahead of the clock.
             flags.append("no_rmc_date")
-            days, now_tod = divmod(now_ms, _DAY_MS)
-            if tod - now_tod > _HALF_DAY_MS:
-                days -= 1
-            elif now_tod - tod > _HALF_DAY_MS:
-                days += 1
+            days = (now_ms + self.future_tolerance_ms - tod) // _DAY_MS
         else:
             self._last_date_days, self._last_tod_ms = days, tod
         return days * _DAY_MS + tod

@@ -179,7 +179,8 @@ def test_rejections_are_counted_by_reason() -> None:
     inputs = [
         b"$GPGGA,021500.00,3113.8240,N,12128.4220,E,1,10,0.9,5.0,M,,M,,*00",  # bad checksum
         b"$GPGGA,021500.00,3113.8240,N,12128.4220,E,1,10,0.9,5.0,M,,M,,",  # no checksum
-        nmea("QZGGA,021500.00,3113.8240,N,12128.4220,E,1,10,0.9,5.0,M,,M,,").encode(),
+        # no talker: lower case (any two upper-case letters or digits would be one)
+        nmea("gpGGA,021500.00,3113.8240,N,12128.4220,E,1,10,0.9,5.0,M,,M,,").encode(),
         nmea("GPGGA,9915xx.00,3113.8240,N,12128.4220,E,1,10,0.9,5.0,M,,M,,").encode(),
         nmea("GPRMC,021500.00,A,31xx.8240,N,12128.4220,E,1.0,2.0,231126,,,A").encode(),
         b"!AIVDM,1,1,,A,13u?etPv2;0n:dDPwUM1U1Cb069D,0*24",

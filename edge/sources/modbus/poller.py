@@ -6,7 +6,7 @@ The agent calls :func:`build_sources` with the ``[modbus]`` section of its TOML:
     site = "SH-TANKFARM-01"        # wire site id of every reading (required)
     name = "modbus"                # source name; also names the alarm state file
     poll_interval_s = 1.0          # default of every device
-    timeout_s = 1.0                # one request
+    timeout_s = 1.0                # one request, or one connection attempt
     retries = 1                    # extra attempts per request, with exponential backoff
     retry_backoff_s = 0.05         # first backoff, doubled each retry
     offline_after = 3              # failed polls in a row before "device_offline" is raised
@@ -46,6 +46,13 @@ Devices on one bus (an RS-485 line, or one TCP host:port) are polled one request
 buses run in parallel; device schedules are staggered over their interval. Each device's
 registers are coalesced into the fewest reads (:func:`edge.decode.registers.plan_reads`); a
 device that rejects a read spanning a gap (exception 2) is re-planned without gaps.
+
+A poll fails at the first read the device leaves unanswered after its ``retries`` (no answer
+in ``timeout_s``, or a gateway's exception 10/11 for it): the poll's other reads are not
+sent, so a hung device holds its bus for one read's tries per poll, and ``device_offline``
+follows about ``offline_after`` poll intervals (each plus those tries) after the hang. The
+link is opened at most once per request, retries included: a refused or unreachable device
+costs one connection attempt per poll, and its polls back off while it is offline.
 """
 
 from __future__ import annotations
@@ -104,6 +111,10 @@ class _Bus:
         self.last_end_s = 0.0
 
     def _make_client(self) -> Client:
+        # pymodbus would resend a request ``retries`` times itself, and reconnect in a
+        # background task when ``reconnect_delay`` > 0: both off, so every attempt is ours,
+        # counted and backed off here. (It still drops a TCP link after retries+3 unanswered
+        # requests in a row; the next call then dials once.)
         cfg, timeout = self.cfg, self.top.timeout_s
         if cfg.kind == "tcp":
             return AsyncModbusTcpClient(
@@ -121,28 +132,51 @@ class _Bus:
         )
 
     async def call(self, op: Callable[[Client], Awaitable[ModbusPDU]]) -> ModbusPDU | None:
-        """Run one request with retries and backoff; ``None`` when the device never answered."""
+        """Run one request with retries and backoff; ``None`` when the device never answered.
+
+        The link is opened at most once per call: retries are for requests lost on a live
+        link, and a refused or unreachable peer is not back a few milliseconds later.
+        """
         async with self.lock:
+            client = self.client = self.client or self._make_client()
+            dialled = False
             for attempt in range(self.top.retries + 1):
+                if not client.connected:
+                    if dialled or not await self._connect(client):
+                        return None
+                    dialled = True
                 if attempt:
                     self.counters.add("retries")
                     await asyncio.sleep(self.top.retry_backoff_s * 2 ** (attempt - 1))
-                gap = self.last_end_s + self.cfg.inter_frame_delay_s - time.monotonic()
-                if gap > 0:
-                    await asyncio.sleep(gap)
-                try:
-                    client = self.client = self.client or self._make_client()
-                    if not client.connected and not await client.connect():
-                        self.counters.add("connect_failures")
-                        continue
-                    self.counters.add("requests")
-                    return await op(client)
-                except (TimeoutError, ModbusException, OSError) as exc:
-                    self.counters.add("timeouts")
-                    log.debug("%s: no answer: %s", self.cfg.name, exc)
-                finally:
-                    self.last_end_s = time.monotonic()
+                response = await self._send(client, op)
+                if response is not None:
+                    return response
             return None
+
+    async def _connect(self, client: Client) -> bool:
+        try:
+            if await client.connect():
+                return True
+        except (TimeoutError, ModbusException, OSError) as exc:
+            log.debug("%s: cannot connect: %s", self.cfg.name, exc)
+        self.counters.add("connect_failures")
+        return False
+
+    async def _send(
+        self, client: Client, op: Callable[[Client], Awaitable[ModbusPDU]]
+    ) -> ModbusPDU | None:
+        gap = self.last_end_s + self.cfg.inter_frame_delay_s - time.monotonic()
+        if gap > 0:
+            await asyncio.sleep(gap)
+        self.counters.add("requests")
+        try:
+            return await op(client)
+        except (TimeoutError, ModbusException, OSError) as exc:
+            self.counters.add("timeouts")
+            log.debug("%s: no answer: %s", self.cfg.name, exc)
+            return None
+        finally:
+            self.last_end_s = time.monotonic()
 
     def close(self) -> None:
         if self.client is not None:
@@ -342,40 +376,51 @@ class ModbusSource:
         return ok
 
     async def _poll(self, dev: _Device, sink: Sink) -> None:
-        image, answered = Image(), False
-        bus = self.buses[dev.cfg.bus]
         self.counters.add("polls")
-        for read in list(dev.reads):
-            response = await bus.call(lambda c, r=read: _read(c, r, dev.cfg.unit))  # type: ignore[misc]
-            if response is None:
-                image.fail(read, "comm_error")
-                continue
-            if response.isError():
-                code = int(response.exception_code)
-                self.parse_errors.add(f"exception_{code}")
-                image.fail(read, exception_quality(code))
-                if code in _TARGET_SILENT:
-                    continue  # a TCP/RTU gateway answered for a device that did not
-                answered = True
-                if code == 2 and dev.max_gap != 0:
-                    log.info("%s rejects reads across gaps: re-planning", dev.cfg.name)
-                    self.counters.add("replans")
-                    dev.replan_without_gaps()
-            else:
-                answered = True
-                values = response.bits if read.kind in ("coil", "discrete") else response.registers
-                if len(values) < read.count:
-                    self.parse_errors.add("short_response")
-                    image.fail(read, "bad")
-                else:
-                    image.store(read, values[: read.count])
+        image = await self._read_device(dev)
         ts = int(self.clock() * 1000)
-        if not answered:
+        if image is None:
             self._failed(dev, sink, ts)
             return
         self._answered(dev, sink, ts)
         dev.last = decode_points(dev.cfg.profile, image)
         self._emit(dev, dev.last, sink, ts)
+
+    async def _read_device(self, dev: _Device) -> Image | None:
+        """Every planned read of one poll, or ``None`` when the device left one unanswered.
+
+        The first unanswered read (after its retries) ends the poll: the device is hung or
+        gone, and its other reads would only hold the bus from the other devices on it.
+        """
+        if not dev.reads:
+            return None  # nothing is asked, so nothing ever answers
+        image, bus = Image(), self.buses[dev.cfg.bus]
+        for read in list(dev.reads):
+            response = await bus.call(lambda c, r=read: _read(c, r, dev.cfg.unit))  # type: ignore[misc]
+            if response is None or not self._store(dev, read, response, image):
+                return None
+        return image
+
+    def _store(self, dev: _Device, read: Read, response: ModbusPDU, image: Image) -> bool:
+        """Put one answer into ``image``; false when a gateway answered for a silent device."""
+        if not response.isError():
+            values = response.bits if read.kind in ("coil", "discrete") else response.registers
+            if len(values) < read.count:
+                self.parse_errors.add("short_response")
+                image.fail(read, "bad")
+            else:
+                image.store(read, values[: read.count])
+            return True
+        code = int(response.exception_code)
+        self.parse_errors.add(f"exception_{code}")
+        if code in _TARGET_SILENT:
+            return False
+        image.fail(read, exception_quality(code))
+        if code == 2 and dev.max_gap != 0:
+            log.info("%s rejects reads across gaps: re-planning", dev.cfg.name)
+            self.counters.add("replans")
+            dev.replan_without_gaps()
+        return True
 
     def _clear_stale(self, sink: Sink) -> None:
         """Clear the alarms of points and devices removed from the config while active: no

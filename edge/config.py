@@ -19,12 +19,12 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import wire
 from edge.buffer import Durability
 from edge.errors import ConfigError
-from edge.forward import MqttSettings
+from edge.forward import DeleteOn, MqttSettings
 from edge.pipeline import Source
 
 __all__ = ["SOURCE_SECTIONS", "AgentSettings", "BufferSettings", "build_sources", "load_config"]
@@ -199,6 +199,13 @@ def _protocol(section: _Section) -> str:
     return protocol
 
 
+def _delete_on(section: _Section) -> DeleteOn:
+    delete_on = section.get("delete_on", str, MqttSettings().delete_on)
+    if delete_on in ("cloud", "broker", "auto"):
+        return cast(DeleteOn, delete_on)
+    raise section.error("delete_on", "must be 'cloud', 'broker' or 'auto'")
+
+
 def _mqtt(section: _Section, gateway_id: str) -> MqttSettings:
     defaults = MqttSettings()
     port = section.get("port", int, defaults.port)
@@ -218,6 +225,10 @@ def _mqtt(section: _Section, gateway_id: str) -> MqttSettings:
         publish_timeout_s=section.positive("publish_timeout_s", float, defaults.publish_timeout_s),
         reconnect_min_s=section.positive("reconnect_min_s", float, defaults.reconnect_min_s),
         reconnect_max_s=section.positive("reconnect_max_s", float, defaults.reconnect_max_s),
+        delete_on=_delete_on(section),
+        ack_timeout_s=section.positive("ack_timeout_s", float, defaults.ack_timeout_s),
+        max_unacked=section.positive("max_unacked", int, defaults.max_unacked),
+        ack_fallback_s=section.positive("ack_fallback_s", float, defaults.ack_fallback_s),
         **_tls(section),
     )
     if settings.password is not None and settings.username is None:

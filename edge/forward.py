@@ -1,10 +1,22 @@
-"""Drain the buffer into the MQTT broker (aiomqtt 2.x, QoS 1).
+"""Drain the buffer into the MQTT broker (aiomqtt 2.x, QoS 1); delete what the cloud has.
 
 The forwarder claims batches of stored item bytes from :class:`edge.buffer.Buffer`, wraps them
 in an envelope (:func:`wire.assemble_batch`) and publishes them with QoS 1, keeping ``window``
-publishes in flight; rows are deleted only once ``publish`` returns, i.e. after the broker's
-PUBACK. A lost connection releases every claim: those items are sent again on the next
-connection (the cloud de-duplicates on ``(gateway, seq)``).
+publishes awaiting their PUBACK. The PUBACK only says the broker has a batch, so it only frees
+the window: rows are deleted when the cloud acknowledges their seqs on the gateway's retained
+``hz/v1/<id>/ack`` topic (:mod:`wire.acks`), after it archived them. At most ``max_unacked``
+batches wait for that; one still unacknowledged ``ack_timeout_s`` after its PUBACK is sent again
+(the cloud de-duplicates on ``(gateway, seq)`` and acknowledges the repeat). A lost connection
+releases every claim: those items are sent again on the next connection. A PUBACK with a
+failure reason code keeps the rows too.
+
+``delete_on`` chooses when rows go: ``"cloud"`` (only on the cloud's acknowledgement),
+``"broker"`` (on the PUBACK, as before acknowledgements existed: for a cloud that does not send
+them), or ``"auto"`` (the default): like ``"cloud"`` once this buffer has ever seen a cloud
+acknowledgement (remembered in the file); until then, if the broker keeps acknowledging for
+``ack_fallback_s`` and no cloud acknowledgement comes, the cloud is taken to be an older one: the
+waiting batches are sent again and rows are deleted on the PUBACK, with a warning, until an
+acknowledgement arrives. So an upgraded edge never stalls against an older cloud.
 
 Order of sending: the alarm lane whenever it has anything; otherwise data batches alternate
 between the newest and the oldest unsent items, so after an outage current data reaches the
@@ -22,6 +34,7 @@ with a clear error.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import random
@@ -29,7 +42,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
@@ -40,6 +53,7 @@ from edge.buffer import LANE_ALARM, LANE_DATA, Buffer, Claim
 from edge.pipeline import SourceHealth
 
 __all__ = [
+    "DeleteOn",
     "Forwarder",
     "MqttSettings",
     "PublishRefusedError",
@@ -50,6 +64,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _DEVICE_STATES: Final = frozenset({"online", "offline"})
+DeleteOn = Literal["cloud", "broker", "auto"]
 
 
 class PublishRefusedError(aiomqtt.MqttError):
@@ -79,6 +94,36 @@ class MqttSettings:
     publish_timeout_s: float = 15.0
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
+    #: when sent rows are deleted: ``"cloud"``, ``"broker"`` or ``"auto"`` (module docstring)
+    delete_on: DeleteOn = "auto"
+    #: a batch the cloud has not acknowledged this long after its PUBACK is sent again
+    ack_timeout_s: float = 60.0
+    #: most batches published and waiting for the cloud's acknowledgement
+    max_unacked: int = 64
+    #: ``"auto"`` before any cloud acknowledgement: PUBACKs for this long without one mean an
+    #: older cloud, and rows are then deleted on the PUBACK
+    ack_fallback_s: float = 300.0
+
+
+@dataclass(slots=True)
+class _Sent:
+    """A published claim waiting for the cloud: the seqs not acknowledged yet."""
+
+    claim: Claim
+    remaining: set[int]
+    #: monotonic time of its PUBACK (None while the publish is in progress)
+    puback_at: float | None = None
+    done: bool = False
+
+    def take_acknowledged(self, ranges: Sequence[tuple[int, int]]) -> None:
+        """Strike the acknowledged seqs off ``remaining``."""
+        seqs = self.claim.seqs
+        for first, last in ranges:
+            if last < self.claim.first_seq or first > self.claim.last_seq:
+                continue
+            lo = bisect.bisect_left(seqs, first)
+            hi = bisect.bisect_right(seqs, last)
+            self.remaining.difference_update(seqs[lo:hi])
 
 
 def cancel_requests() -> int:
@@ -152,12 +197,24 @@ class Forwarder:
             aiomqtt.ProtocolVersion.V311 if mqtt.protocol == "3.1.1" else aiomqtt.ProtocolVersion.V5
         )
         self._refused: str | None = None
+        self._ack_topic = wire.ack_topic(gateway_id)
+        self._sent: dict[tuple[int, int, int], _Sent] = {}
+        self._unacked: asyncio.Semaphore | None = None
+        #: ``"auto"`` fell back to deleting on the PUBACK (an older cloud)
+        self.fallback = False
+        self._first_puback: float | None = None
         self.counters: dict[str, int] = {
             "connects": 0,
             "connect_failures": 0,
             "batches_sent": 0,
             "items_sent": 0,
             "publish_failures": 0,
+            "items_acked": 0,
+            "acks": 0,
+            "ack_invalid": 0,
+            "ack_timeouts": 0,
+            "items_resent": 0,
+            "ack_fallback": 0,
         }
 
     async def run(self) -> None:
@@ -275,6 +332,9 @@ class Forwarder:
         before = cancel_requests()
         async with self._client() as client:
             raise_if_cancelled(before)
+            if self.mqtt.delete_on != "broker":
+                await client.subscribe(self._ack_topic, qos=1)
+                raise_if_cancelled(before)
             status_topic = wire.status_topic(self.gateway_id)
             await client.publish(status_topic, self._status("online"), qos=1, retain=True)
             raise_if_cancelled(before)
@@ -287,10 +347,13 @@ class Forwarder:
                 async with asyncio.TaskGroup() as group:
                     group.create_task(self._watch(client), name="mqtt-watch")
                     group.create_task(self._pump(client, group), name="mqtt-pump")
+                    group.create_task(self._expire(), name="mqtt-ack-timeouts")
             except asyncio.CancelledError:
                 await self._say_offline(client)
                 raise
             finally:
+                self._sent.clear()
+                self._first_puback = None
                 self.buffer.release_all()
 
     async def _say_offline(self, client: aiomqtt.Client) -> None:
@@ -302,10 +365,91 @@ class Forwarder:
                 )
 
     async def _watch(self, client: aiomqtt.Client) -> None:
-        """Raise as soon as the connection drops (aiomqtt ends message iteration then)."""
-        async for _ in client.messages:
-            pass
+        """Take the cloud's acknowledgements; raise as soon as the connection drops."""
+        async for message in client.messages:
+            if message.topic.value == self._ack_topic and isinstance(message.payload, bytes):
+                await self._on_ack(message.payload)
         raise aiomqtt.MqttError("connection closed")
+
+    # -- acknowledgements ------------------------------------------------------------------
+
+    def _deletes_on_puback(self) -> bool:
+        return self.mqtt.delete_on == "broker" or self.fallback
+
+    async def _on_ack(self, payload: bytes) -> None:
+        try:
+            ack = wire.decode_ack(payload)
+            if ack.gw != self.gateway_id:
+                raise wire.WireError("gateway_mismatch", f"acknowledgement for {ack.gw!r}")
+        except wire.WireError as exc:
+            if not self.counters["ack_invalid"]:
+                log.warning("ignoring an invalid acknowledgement from the cloud: %s", exc)
+            self.counters["ack_invalid"] += 1
+            return
+        self.counters["acks"] += 1
+        if not self.buffer.cloud_acks_seen:
+            log.info("the cloud acknowledges archived items: rows are deleted on its word")
+            await self.buffer.note_cloud_acks()
+        if self.fallback:
+            log.warning(
+                "the cloud acknowledges again: rows are deleted on its word, not the PUBACK"
+            )
+            self.fallback = False
+        await self.buffer.acknowledge(ack.seqs)
+        for sent in list(self._sent.values()):
+            sent.take_acknowledged(ack.seqs)
+            if not sent.remaining:
+                self.counters["items_acked"] += len(sent.claim.seqs)
+                self._complete(sent)
+                self.buffer.release(sent.claim, ready=False)
+
+    def _complete(self, sent: _Sent) -> None:
+        """The claim needs nothing more from this connection: free its slot."""
+        if sent.done:
+            return
+        sent.done = True
+        claim = sent.claim
+        self._sent.pop((claim.lane, claim.first_seq, claim.last_seq), None)
+        if self._unacked is not None:
+            self._unacked.release()
+
+    async def _expire(self) -> None:
+        """Send again what the cloud leaves unacknowledged; fall back for an older cloud."""
+        period = min(1.0, self.mqtt.ack_timeout_s / 4)
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for sent in list(self._sent.values()):
+                if sent.puback_at is not None and now - sent.puback_at > self.mqtt.ack_timeout_s:
+                    self.counters["ack_timeouts"] += 1
+                    self.counters["items_resent"] += len(sent.remaining)
+                    self._complete(sent)
+                    self.buffer.release(sent.claim)
+            if self._should_fall_back(now):
+                self._fall_back()
+
+    def _should_fall_back(self, now: float) -> bool:
+        return (
+            self.mqtt.delete_on == "auto"
+            and not self.fallback
+            and not self.buffer.cloud_acks_seen
+            and self._first_puback is not None
+            and now - self._first_puback > self.mqtt.ack_fallback_s
+        )
+
+    def _fall_back(self) -> None:
+        log.warning(
+            "no acknowledgement from the cloud in %.0f s of sending: taking it for a cloud older "
+            "than acknowledgements; rows are now deleted on the broker's PUBACK (set [mqtt] "
+            'delete_on = "cloud" once every cloud worker acknowledges)',
+            self.mqtt.ack_fallback_s,
+        )
+        self.fallback = True
+        self.counters["ack_fallback"] += 1
+        for sent in list(self._sent.values()):  # sent once more, deleted on their PUBACK
+            if sent.puback_at is not None:
+                self._complete(sent)
+                self.buffer.release(sent.claim)
 
     # -- publishing ------------------------------------------------------------------------
 
@@ -324,20 +468,26 @@ class Forwarder:
 
     async def _pump(self, client: aiomqtt.Client, group: asyncio.TaskGroup) -> None:
         window = asyncio.Semaphore(self.mqtt.window)
+        self._unacked = unacked = asyncio.Semaphore(self.mqtt.max_unacked)
         newest = True
         while True:
+            await unacked.acquire()
             await window.acquire()
             self.buffer.clear_ready()
             claim = await self._next_claim(newest)
             if claim is None:
                 window.release()
+                unacked.release()
                 await self.buffer.wait_ready()
                 continue
             if claim.lane == LANE_DATA:
                 newest = not newest
-            group.create_task(self._send(client, claim, window), name="mqtt-publish")
+            sent = _Sent(claim, set(claim.seqs))
+            self._sent[(claim.lane, claim.first_seq, claim.last_seq)] = sent
+            group.create_task(self._send(client, sent, window), name="mqtt-publish")
 
-    async def _send(self, client: aiomqtt.Client, claim: Claim, window: asyncio.Semaphore) -> None:
+    async def _send(self, client: aiomqtt.Client, sent: _Sent, window: asyncio.Semaphore) -> None:
+        claim = sent.claim
         try:
             payload = wire.assemble_batch(
                 self.gateway_id, claim.bodies, sent_ms=int(self._clock() * 1000)
@@ -346,13 +496,22 @@ class Forwarder:
             self._check_accepted(self._topics[claim.lane])
         except BaseException:
             self.counters["publish_failures"] += 1
-            self.buffer.release(claim)
+            if not sent.done:
+                self._complete(sent)
+                self.buffer.release(claim)
             window.release()
             raise
         window.release()
-        await self.buffer.ack(claim)
         self.counters["batches_sent"] += 1
         self.counters["items_sent"] += len(claim.bodies)
+        if sent.done:  # the cloud's acknowledgement came first
+            return
+        sent.puback_at = time.monotonic()
+        if self._deletes_on_puback():
+            self._complete(sent)
+            await self.buffer.ack(claim)
+        elif self._first_puback is None and not self.buffer.cloud_acks_seen:
+            self._first_puback = sent.puback_at
 
     # -- health ----------------------------------------------------------------------------
 

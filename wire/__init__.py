@@ -3,6 +3,7 @@
 ``edge`` and ``cloud`` never import each other; this package is all they share.
 """
 
+from wire.acks import MAX_ACK_RANGES, Ack, ack_topic, decode_ack, encode_ack, seq_ranges
 from wire.codec import (
     MAX_PAYLOAD_BYTES,
     DecodedBatch,
@@ -39,9 +40,11 @@ from wire.topics import (
 )
 
 __all__ = [
+    "MAX_ACK_RANGES",
     "MAX_PAYLOAD_BYTES",
     "REASONS",
     "VERSION",
+    "Ack",
     "Alarm",
     "AlarmLevel",
     "Batch",
@@ -55,17 +58,21 @@ __all__ = [
     "Status",
     "Vessel",
     "WireError",
+    "ack_topic",
     "alarm_topic",
     "assemble_batch",
     "check_gateway_id",
     "data_topic",
+    "decode_ack",
     "decode_batch",
     "decode_item",
     "decode_status",
+    "encode_ack",
     "encode_batch",
     "encode_item",
     "encode_status",
     "parse_topic",
+    "seq_ranges",
     "status_topic",
     "subscription",
 ]

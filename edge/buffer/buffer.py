@@ -24,7 +24,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +52,17 @@ T = TypeVar("T")
 _NO_SEQ: Final = 2**63 - 1
 
 
+class _Chain:
+    """A live view of several lists of ranges: iterating reads their contents at that moment."""
+
+    def __init__(self, *parts: list[tuple[int, int]]) -> None:
+        self._parts = parts
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for part in self._parts:
+            yield from list(part)
+
+
 @dataclass(frozen=True, slots=True)
 class Claim:
     """A batch taken from one lane for publishing: ``first_seq .. last_seq`` of that lane."""
@@ -60,6 +71,8 @@ class Claim:
     first_seq: int
     last_seq: int
     bodies: list[bytes]
+    #: the seq of each body, ascending
+    seqs: tuple[int, ...] = ()
 
     @property
     def nbytes(self) -> int:
@@ -130,6 +143,12 @@ class Buffer:
         # released when they finish, and the next claim waits for that first
         self._abandoned: set[asyncio.Future[Claim | None]] = set()
         self._rejects: dict[str, int] = {}
+        #: seq ranges acknowledged upstream whose rows could not be deleted yet
+        self._acked: list[tuple[int, int]] = []
+        self._delete_failing = False
+        # what limits leave alone, read when they run in the SQLite thread (a claim taken there
+        # just before them is already in it)
+        self._spared = _Chain(self._inflight[LANE_DATA], self._acked)
         #: highest ``seq`` committed so far (every lower one is committed or was dropped)
         self.committed_seq = -1
         #: highest ``seq`` known to survive a power cut (see :meth:`durable_top`)
@@ -336,6 +355,8 @@ class Buffer:
         """
         store = self._store
         assert store is not None
+        if self._acked:  # acknowledged rows whose delete failed: try again
+            await self.acknowledge(())
         try:
             await self._limits(store, age=age)
         except OutboxCorruptError as exc:
@@ -352,14 +373,14 @@ class Buffer:
     async def _limits(self, store: Outbox, *, age: bool) -> None:
         if age:
             cutoff_ms = int((self._clock() - self.max_age_s) * 1000)
-            await self._call(store.purge_older, cutoff_ms, spared=self._inflight[LANE_DATA])
+            await self._call(store.purge_older, cutoff_ms, spared=self._spared)
         excess = store.nbytes - self.quota_bytes
         if excess > 0:
             await self._call(
                 store.thin,
                 excess_bytes=excess,
                 window=self.thin_window,
-                spared=self._inflight[LANE_DATA],
+                spared=self._spared,
             )
             if store.nbytes > self.quota_bytes and not self._quota_warned:
                 log.warning("buffer over quota with alarms only: alarms are never dropped")
@@ -367,13 +388,17 @@ class Buffer:
 
     # -- the forwarder's side --------------------------------------------------------------
 
+    def _busy(self, lane: int) -> list[tuple[int, int]]:
+        """Ranges of a lane not to take or thin: in flight, or acknowledged but not deleted."""
+        return [*self._inflight[lane], *self._acked]
+
     def _gaps(self, lane: int, *, newest: bool, top: int) -> list[tuple[int, int]]:
         """Open intervals ``(above, below)`` of a lane not covered by a claim, in search order."""
         gaps = []
         above = -1
-        for first, last in sorted(self._inflight[lane]):
+        for first, last in sorted(self._busy(lane)):  # ranges may overlap
             gaps.append((above, min(first, top)))
-            above = last
+            above = max(above, last)
         gaps.append((above, top))
         gaps = [(a, b) for a, b in gaps if a + 1 < b]
         return gaps[::-1] if newest else gaps
@@ -477,25 +502,51 @@ class Buffer:
             if size > max_bytes and count:
                 rows = rows[:count]
                 break
-        claim = Claim(lane, rows[0][0], rows[-1][0], [body for _, body in rows])
+        claim = Claim(
+            lane, rows[0][0], rows[-1][0], [body for _, body in rows], tuple(s for s, _ in rows)
+        )
         self._inflight[lane].append((claim.first_seq, claim.last_seq))
         return claim
 
     async def ack(self, claim: Claim) -> None:
-        """The broker has the batch: delete its rows."""
-        assert self._store is not None
+        """The batch is safe upstream (with ``delete_on = "broker"``: the broker's PUBACK)."""
         try:
-            await self._call(
-                self._store.delete_range,
-                claim.lane,
-                claim.first_seq,
-                claim.last_seq,
-                rows=len(claim.bodies),
-                nbytes=sum(len(b) for b in claim.bodies),
-            )
+            await self.acknowledge(wire.seq_ranges(claim.seqs))
         finally:
             self.release(claim, ready=False)
-        self.counters["acked"] += len(claim.bodies)
+
+    async def acknowledge(self, ranges: Sequence[tuple[int, int]]) -> int:
+        """The cloud has these seqs (inclusive ranges): delete their rows from both lanes.
+
+        Rows whose delete fails (a full disk, a lock) are remembered as acknowledged: they are
+        neither sent again nor thinned, and their delete is tried again at the next
+        acknowledgement and at maintenance. After a restart they would be sent once more,
+        which the cloud's de-duplication absorbs.
+
+        Returns:
+            Rows deleted now (including earlier acknowledgements whose delete had failed).
+        """
+        if ranges:
+            self._acked.extend(ranges)
+        if not self._acked or self._store is None:
+            return 0
+        pending, store = list(self._acked), self._store
+        try:
+            deleted = await self._call(store.delete_ranges, pending)
+        except (sqlite3.Error, OSError, OutboxCorruptError) as exc:
+            if not self._delete_failing:
+                log.error(
+                    "buffer: deleting acknowledged rows failed (%s); they are kept as sent and "
+                    "deleted later",
+                    exc,
+                )
+                self._delete_failing = True
+            self.counters["delete_failures"] = self.counters.get("delete_failures", 0) + 1
+            return 0
+        self._delete_failing = False
+        del self._acked[: len(pending)]
+        self.counters["acked"] += deleted
+        return deleted
 
     def release(self, claim: Claim, *, ready: bool = True) -> None:
         """The batch was not acknowledged: make its rows claimable again."""
@@ -517,6 +568,21 @@ class Buffer:
     def clear_ready(self) -> None:
         """Reset the readiness flag before looking for a batch."""
         self._ready.clear()
+
+    @property
+    def cloud_acks_seen(self) -> bool:
+        """Whether the cloud has ever acknowledged this buffer's seqs (kept in the file)."""
+        return self._store is not None and self._store.cloud_acks
+
+    async def note_cloud_acks(self) -> None:
+        """Record that the cloud acknowledges; a failure to record it is tried again next time."""
+        store = self._store
+        if store is None or store.cloud_acks:
+            return
+        try:
+            await self._call(store.note_cloud_acks)
+        except (sqlite3.Error, OutboxCorruptError) as exc:
+            log.warning("buffer: could not record that the cloud acknowledges (%s)", exc)
 
     # -- figures ---------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The SQLite outbox behind :class:`edge.buffer.Buffer` (synchronous; used from one thread only).
 
-One table holds every item not yet acknowledged by the broker, as the exact bytes that will be
-sent (``wire.encode_item``), keyed by the gateway ``seq``. A ``meta`` table keeps the next
+One table per lane holds every item the cloud has not acknowledged yet, as the exact bytes that
+will be sent (``wire.encode_item``), keyed by the gateway ``seq``. A ``meta`` table keeps the next
 ``seq`` (committed in the same transaction as the rows, so a killed process never leaves a gap:
 items that were not committed were never sent, and their numbers are simply given again) and the
 drop counters.
@@ -150,7 +150,7 @@ def _translated(path: Path) -> Iterator[None]:
 
 
 #: ``(first, last)`` seq ranges of the data lane being sent: limits leave them alone
-Spared = Sequence[tuple[int, int]]
+Spared = Iterable[tuple[int, int]]
 
 
 def _unspared(spared: Spared) -> tuple[str, list[int]]:
@@ -208,6 +208,10 @@ class Outbox:
             self.next_seq = max(self.next_seq, (top or 0) + 1)
             self.depth += count
             self.nbytes += int(body) + count * ROW_OVERHEAD_BYTES
+        #: whether this gateway's cloud has ever acknowledged archived seqs (see wire.acks)
+        self.cloud_acks = (
+            db.execute("SELECT 1 FROM meta WHERE name='cloud_acks'").fetchone() is not None
+        )
         self.drops: dict[str, int] = {
             name.removeprefix("drop:"): value
             for name, value in db.execute("SELECT name, value FROM meta WHERE name LIKE 'drop:%'")
@@ -324,39 +328,34 @@ class Outbox:
         self.nbytes -= freed
         return len(sizes), freed
 
-    def delete_range(self, lane: int, first: int, last: int, *, rows: int, nbytes: int) -> int:
-        """Delete the rows of a lane with ``first <= seq <= last`` (after the broker's ack).
-
-        ``rows`` and ``nbytes`` describe what was claimed; when thinning removed some of those
-        rows meanwhile, the byte count is taken again from the table.
-        """
-        self._transaction()
-        try:
-            self._db.execute(
-                f"DELETE FROM {_TABLES[lane]} WHERE seq BETWEEN ? AND ?", (first, last)
-            )
-            deleted = self._db.execute("SELECT changes()").fetchone()[0]
-            self._commit()
-        except sqlite3.Error as exc:
-            self._rollback()
-            if _is_corruption(exc):
-                raise OutboxCorruptError(f"{self.path}: {exc}") from exc
-            raise
+    def delete_ranges(self, ranges: Sequence[tuple[int, int]]) -> int:
+        """Delete the rows of both lanes whose ``seq`` lies in one of the inclusive ``ranges``
+        (the cloud has them), in one transaction; return how many rows went."""
+        deleted = freed = 0
+        with _translated(self.path):
+            self._transaction()
+            try:
+                for table in _TABLES:
+                    for first, last in ranges:
+                        sizes = self._db.execute(
+                            f"DELETE FROM {table} WHERE seq BETWEEN ? AND ? RETURNING length(body)",
+                            (first, last),
+                        ).fetchall()
+                        deleted += len(sizes)
+                        freed += sum(size for (size,) in sizes)
+                self._commit()
+            except BaseException:
+                self._rollback()
+                raise
         self.depth -= deleted
-        if deleted == rows:
-            self.nbytes -= nbytes + rows * ROW_OVERHEAD_BYTES
-        else:
-            self.nbytes = self._count_bytes()
-        return int(deleted)
+        self.nbytes -= freed + deleted * ROW_OVERHEAD_BYTES
+        return deleted
 
-    def _count_bytes(self) -> int:
-        total = 0
-        for table in _TABLES:
-            count, body = self._db.execute(
-                f"SELECT count(*), total(length(body)) FROM {table}"
-            ).fetchone()
-            total += int(body) + count * ROW_OVERHEAD_BYTES
-        return total
+    def note_cloud_acks(self) -> None:
+        """Remember for good that the cloud acknowledges (the forwarder never falls back then)."""
+        with _translated(self.path):
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('cloud_acks', 1)")
+        self.cloud_acks = True
 
     def _count_drops(self, reason: str, count: int) -> None:
         if count:

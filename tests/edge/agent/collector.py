@@ -19,7 +19,9 @@ __all__ = ["Collector"]
 
 
 class Collector:
-    """Subscribes to ``hz/v1/<gateway>/#`` and records every item in arrival order.
+    """Subscribes to a gateway's data, alarm and status topics and records every item in
+    arrival order; acknowledges each batch on the gateway's ack topic as the cloud does once it
+    has archived it (``acknowledge=False``: a cloud older than acknowledgements).
 
     Reconnects by itself (a broker restart); with ``persistent`` it keeps a QoS 1 session so
     that the broker queues what arrives while it is away.
@@ -34,8 +36,12 @@ class Collector:
         persistent: bool = False,
         username: str | None = None,
         password: str | None = None,
+        acknowledge: bool = True,
     ) -> None:
         self.username, self.password = username, password
+        self.acknowledge = acknowledge
+        #: acknowledgements published
+        self.acks = 0
         self.gateway_id = gateway_id
         self.host, self.port = host, port
         self.persistent = persistent
@@ -73,25 +79,36 @@ class Collector:
                     username=self.username,
                     password=self.password,
                 ) as client:
-                    await client.subscribe(
-                        f"hz/v1/{self.gateway_id}/#", qos=1 if self.persistent else 0
-                    )
+                    for topic in ("data", "alarm", "status"):
+                        await client.subscribe(
+                            f"hz/v1/{self.gateway_id}/{topic}", qos=1 if self.persistent else 0
+                        )
                     raise_if_cancelled(before)  # a SUBACK may have swallowed __aexit__'s cancel
                     self._subscribed.set()
                     async for message in client.messages:
-                        self._record(str(message.topic), bytes(message.payload))
+                        seqs = self._record(str(message.topic), bytes(message.payload))
+                        if seqs and self.acknowledge:
+                            await self._ack(client, seqs)
             except aiomqtt.MqttError:
                 await asyncio.sleep(0.05)
 
-    def _record(self, topic: str, payload: bytes) -> None:
+    def _record(self, topic: str, payload: bytes) -> list[int]:
         _, channel = wire.parse_topic(topic)
         if channel == "status":
             if payload:
                 self.statuses.append(wire.decode_status(payload).state)
-            return
+            return []
         batch = wire.decode_batch(payload)
         self.bad.extend(str(e) for e in batch.errors)
         self.arrivals.append((channel, batch.items))
+        return [item.seq for item in batch.items]
+
+    async def _ack(self, client: aiomqtt.Client, seqs: list[int]) -> None:
+        ack = wire.Ack(gw=self.gateway_id, ts=0, seqs=wire.seq_ranges(seqs))
+        await client.publish(
+            wire.ack_topic(self.gateway_id), wire.encode_ack(ack), qos=1, retain=True
+        )
+        self.acks += 1
 
     # -- views -----------------------------------------------------------------------------
 

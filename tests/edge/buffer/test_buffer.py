@@ -440,3 +440,51 @@ async def test_rows_found_at_open_are_synced_before_they_are_sent(tmp_path: Path
         assert buffer.durable_seq < last
         assert await buffer.durable_top() == last
         assert buffer.counters["syncs"] == 1
+
+
+async def test_acknowledged_seqs_leave_both_lanes_and_nothing_else(tmp_path: Path) -> None:
+    async with make(tmp_path / "b.db") as buffer:
+        first = buffer.next_seq
+        for n in range(10):
+            buffer.put(alarm(n) if n in (3, 7) else reading(n))
+        await buffer.flush()
+        data = await buffer.claim(LANE_DATA)
+        assert data is not None
+        assert data.seqs == tuple(first + n for n in range(10) if n not in (3, 7))
+        # The cloud acknowledges the data batch and the first alarm, not the second one.
+        acked = [*data.seqs, first + 3]
+        assert await buffer.acknowledge(wire.seq_ranges(acked)) == 9
+        buffer.release(data, ready=False)
+        assert buffer.depth == 1
+        left = await buffer.claim(LANE_ALARM)
+        assert left is not None
+        assert left.seqs == (first + 7,)
+
+
+async def test_acknowledged_rows_that_cannot_be_deleted_are_not_sent_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with make(tmp_path / "b.db") as buffer:
+        for n in range(5):
+            buffer.put(reading(n))
+        await buffer.flush()
+        claim = await buffer.claim(LANE_DATA)
+        assert claim is not None
+        store = buffer._store
+        assert store is not None
+        real_delete = store.delete_ranges
+
+        def disk_full(ranges: object) -> int:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        monkeypatch.setattr(store, "delete_ranges", disk_full)  # inject the fault
+        assert await buffer.acknowledge(wire.seq_ranges(claim.seqs)) == 0
+        buffer.release(claim)  # the forwarder is done with the claim
+        assert await buffer.claim(LANE_DATA) is None, "acknowledged rows are never sent again"
+        assert buffer.counters["delete_failures"] == 1
+        await buffer.apply_limits()  # thinning and age limits leave them alone too
+        monkeypatch.setattr(store, "delete_ranges", real_delete)
+        buffer.put(reading(9))
+        await buffer.flush()
+        assert await buffer.acknowledge([]) == 5, "the delete is tried again"
+        assert buffer.depth == 1

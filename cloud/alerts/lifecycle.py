@@ -275,7 +275,13 @@ class AlertService:
         return await self._act(alert_id, "comment", by, comment, now_ms, enterprise_ids)
 
     async def on_alarm(
-        self, alarm: wire.Alarm, *, enterprise_id: str, gateway_id: str, now_ms: int
+        self,
+        alarm: wire.Alarm,
+        *,
+        enterprise_id: str,
+        gateway_id: str,
+        now_ms: int,
+        again: bool = False,
     ) -> Alert | None:
         """Apply an edge alarm: ``raise`` opens (or updates) a sensor alert, ``clear`` closes it.
 
@@ -301,13 +307,17 @@ class AlertService:
           commits), R then opens anew; if R advanced first, C's close is refused (C is no longer
           the newest), so the alert R opened or kept stays open.
 
+        With ``again``, an alarm that is itself the newest recorded is applied once more (ingest
+        retrying one whose application failed after its mark was recorded); otherwise it is a
+        duplicate and ignored.
+
         Returns:
             The alert opened, updated or closed (a raise superseded by a newer clear returns
             the alert closed); ``None`` if there was nothing to close or the alarm was stale.
         """
         key = alarm_key(alarm, gateway_id)
         mark = AlarmMark(ts_ms=alarm.ts, seq=alarm.seq, state=alarm.state, gateway_id=gateway_id)
-        if not await self.store.advance_alarm_mark(enterprise_id, key, mark):
+        if not await self.store.advance_alarm_mark(enterprise_id, key, mark, same_again=again):
             self.stale_alarms += 1
             log.debug(
                 "ignoring edge alarm %s of %s seq %d ts %d: a newer one was applied",

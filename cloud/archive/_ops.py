@@ -120,7 +120,9 @@ class StoreOps(StoreBase):
             alert_id = await conn.scalar(query)
         return None if alert_id is None else await self.get_alert(alert_id)
 
-    async def advance_alarm_mark(self, enterprise_id: str, key: str, mark: AlarmMark) -> bool:
+    async def advance_alarm_mark(
+        self, enterprise_id: str, key: str, mark: AlarmMark, *, same_again: bool = False
+    ) -> bool:
         """Record ``mark`` as the newest edge alarm applied to condition ``key`` if it is newer
         than the one recorded; return whether it was (atomic across workers: of two alarms
         advancing at once, the older one never wins).
@@ -130,6 +132,9 @@ class StoreOps(StoreBase):
         gas alarm after an RTC reset to 2000 must not be taken as stale). Between gateways it
         means a later ``(ts_ms, seq)``. The same alarm again is a duplicate and not newer,
         except a ``clear`` after a ``raise`` with equal time and seq: the clear is the later.
+        With ``same_again`` the very alarm recorded counts as newest once more: ingest applies
+        an alarm again when its earlier application failed after the mark had moved (its seq
+        was then never admitted to the de-duplication ledger, so the gateway sends it again).
         """
         c = s.alarm_marks.c
         row = {
@@ -149,6 +154,11 @@ class StoreOps(StoreBase):
             # alike, but hand-made or relayed alarms may): the clear is taken as the later.
             same = and_(c.ts_ms == mark.ts_ms, c.seq == mark.seq, c.state == "raise")
             newer = or_(newer, same)
+        if same_again:
+            again = and_(
+                same_gateway, c.seq == mark.seq, c.ts_ms == mark.ts_ms, c.state == mark.state
+            )
+            newer = or_(newer, again)
         stmt = upsert(self.dialect, s.alarm_marks, row, ("enterprise_id", "key"), where=newer)
         async with self.engine.begin() as conn:
             return (await conn.execute(stmt.returning(c.ts_ms))).first() is not None
@@ -223,6 +233,22 @@ class StoreOps(StoreBase):
         return bool(result.rowcount)
 
     # -- ingest bookkeeping -----------------------------------------------------------------
+
+    async def seen_seqs(self, gateway_id: str, seqs: Sequence[int]) -> list[int]:
+        """Those of ``seqs`` admitted before, sorted (reads only)."""
+        unique = sorted(set(seqs))
+        if not unique:
+            return []
+        if self.dialect == "postgresql":
+            among = "seq = ANY(CAST(:seqs AS BIGINT[]))"
+            seqs_param: Any = unique
+        else:
+            among = "seq IN (SELECT value FROM json_each(:seqs))"
+            seqs_param = json.dumps(unique)
+        stmt = text(f"SELECT seq FROM seen_seqs WHERE gateway_id = :gw AND {among}")
+        async with self.engine.connect() as conn:
+            result = await conn.execute(stmt, {"gw": gateway_id, "seqs": seqs_param})
+            return sorted(int(q) for q in result.scalars())
 
     async def admit_seqs(self, gateway_id: str, seqs: Sequence[int], *, now_ms: int) -> list[int]:
         """Record ``seqs`` as received; return those never seen before (atomic across workers)."""

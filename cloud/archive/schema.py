@@ -113,6 +113,10 @@ fixes: Final = Table(
     Column("flags", String(256), nullable=False, default=""),
     Column("recv_ms", BigInteger, nullable=False),
     Index("ix_fixes_asset_ts", "asset_id", "ts_ms"),
+    # Schema 5: one row per item, whoever writes it (a resend, two workers, a spill replayed
+    # after a crash): inserts skip an existing (gateway, seq). ``ts_ms`` is in the key because
+    # PostgreSQL partitions by it; an item's resends carry the same observation time.
+    Index("ux_fixes_gateway_seq", "gateway_id", "seq", "ts_ms", unique=True),
     postgresql_partition_by="RANGE (ts_ms)",
 )
 
@@ -132,6 +136,7 @@ readings: Final = Table(
     Column("late", Boolean, nullable=False, default=False),
     Index("ix_readings_point_ts", "site_id", "point", "ts_ms"),
     Index("ix_readings_ts", "ts_ms"),
+    Index("ux_readings_gateway_seq", "gateway_id", "seq", unique=True),  # schema 5
 )
 
 vessels: Final = Table(
@@ -316,7 +321,39 @@ async def _v4(conn: AsyncConnection) -> None:
     await conn.run_sync(alarm_marks.create, checkfirst=True)
 
 
+_DEDUPLICATE: Final = {
+    "sqlite": (
+        "DELETE FROM {table} WHERE rowid NOT IN (SELECT min(rowid) FROM {table} GROUP BY {key})"
+    ),
+    "postgresql": (
+        "DELETE FROM {table} a USING {table} b WHERE a.tableoid = b.tableoid "
+        "AND a.ctid > b.ctid AND {same}"
+    ),
+}
+
+
+async def _v5(conn: AsyncConnection) -> None:
+    """One row per (gateway, seq) in fixes and readings: remove repeats, then index uniquely."""
+    dialect = conn.dialect.name
+    for table, key, index in (
+        ("fixes", ("gateway_id", "seq", "ts_ms"), "ux_fixes_gateway_seq"),
+        ("readings", ("gateway_id", "seq"), "ux_readings_gateway_seq"),
+    ):
+        same = " AND ".join(f"a.{k} = b.{k}" for k in key)
+        sql = _DEDUPLICATE["postgresql" if dialect == "postgresql" else "sqlite"]
+        await conn.execute(text(sql.format(table=table, key=", ".join(key), same=same)))
+        await conn.execute(
+            text(f"CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {table} ({', '.join(key)})")
+        )
+
+
 #: Migration steps; step ``i`` brings the schema from version ``i`` to ``i + 1``. Steps are
 #: idempotent, because a new database is created at the current layout by step 1.
-MIGRATIONS: Final[tuple[Callable[[AsyncConnection], Awaitable[None]], ...]] = (_v1, _v2, _v3, _v4)
+MIGRATIONS: Final[tuple[Callable[[AsyncConnection], Awaitable[None]], ...]] = (
+    _v1,
+    _v2,
+    _v3,
+    _v4,
+    _v5,
+)
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -221,13 +221,14 @@ class Store(StoreOps):
     # -- tracks, readings, vessels --------------------------------------------------------
 
     async def insert_fixes(self, records: Sequence[Received[wire.Fix]]) -> int:
-        """Archive fixes in one transaction per chunk; return how many were written."""
+        """Archive fixes in one transaction; return how many were given (a fix whose gateway
+        seq is archived already is not written twice)."""
         rows = [fix_row(r) for r in records]
         if self.dialect == "postgresql" and rows:
             stamps = [r["ts_ms"] for r in rows]
             await ensure_fix_partitions(self.engine, self._partitions, stamps)
             try:
-                return await self._copy(s.fixes, rows)
+                return await self._copy(s.fixes, rows, skip_existing=True)
             except Exception as exc:
                 if not is_missing_partition(exc):
                     raise
@@ -235,15 +236,33 @@ class Store(StoreOps):
                 # all or nothing, so trying again after re-creating it writes each row once).
                 forget_fix_partitions(self._partitions, stamps)
                 await ensure_fix_partitions(self.engine, self._partitions, stamps)
-                return await self._copy(s.fixes, rows)
-        return await self._insert_many(s.fixes, rows)
+                return await self._copy(s.fixes, rows, skip_existing=True)
+        return await self._insert_many(s.fixes, rows, skip_existing=True)
 
     async def insert_readings(self, records: Sequence[Received[wire.Reading]]) -> int:
-        """Archive sensor readings; return how many were written."""
+        """Archive sensor readings; return how many were given (one row per gateway seq)."""
         rows = [reading_row(r) for r in records]
         if self.dialect == "postgresql":
-            return await self._copy(s.readings, rows)
-        return await self._insert_many(s.readings, rows)
+            return await self._copy(s.readings, rows, skip_existing=True)
+        return await self._insert_many(s.readings, rows, skip_existing=True)
+
+    async def archived_items(
+        self, gateway_id: str, seqs: Collection[int]
+    ) -> dict[int, wire.Fix | wire.Reading]:
+        """The fixes and readings archived under these seqs of a gateway (for comparing a
+        duplicate with what was kept)."""
+        wanted = sorted(set(seqs))
+        found: dict[int, wire.Fix | wire.Reading] = {}
+        if not wanted:
+            return found
+        async with self.engine.connect() as conn:
+            for table, from_row in ((s.fixes, fix_from_row), (s.readings, reading_from_row)):
+                query = select(table).where(
+                    table.c.gateway_id == gateway_id, table.c.seq.in_(wanted)
+                )
+                for row in await conn.execute(query):
+                    found[row.seq] = from_row(row._mapping)
+        return found
 
     async def insert_vessels(self, records: Sequence[Received[wire.Vessel]]) -> int:
         """Keep the newest static data per (enterprise, MMSI); return how many were applied."""

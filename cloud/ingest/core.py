@@ -36,6 +36,9 @@ class Accepted:
     alarms: list[Received[wire.Alarm]] = field(default_factory=list)
     health: list[Received[wire.Health]] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
+    #: per gateway, the seqs the cloud now answers for (archived or spilled, applied, known
+    #: from before, or kept as rejected): what the gateway may delete (see ``wire.acks``)
+    acked: dict[str, list[int]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return (

@@ -84,14 +84,18 @@ async def serve(
     tls_context: ssl.SSLContext | None = None,
     keepalive_s: int = 60,
     session_expiry_s: int = 86_400,
-    backoff_max_s: float = 30.0,
+    backoff_max_s: float = 3.0,
 ) -> None:
     """Run ``ingest`` against a broker until cancelled, reconnecting with jittered backoff.
 
     A shared subscription (``share_group``) needs MQTT v5; otherwise v3.1.1 is used (the
     embedded amqtt broker speaks only that). With a fixed ``identifier`` the session is kept
     by the broker (``session_expiry_s`` on v5), so QoS 1 messages published while ingest
-    restarts are delivered afterwards; de-duplication makes redelivery harmless.
+    restarts are delivered afterwards; de-duplication makes redelivery harmless. Messages are
+    acknowledged to the broker only once their round is archived (manual acknowledgement), so
+    a worker killed in between gets them again. The backoff stays short (``backoff_max_s``):
+    after a broker restart every second without the cloud subscribed is a second of data the
+    gateways must send again.
     """
     v5 = share_group is not None
     keep = identifier is not None and session_expiry_s > 0
@@ -104,7 +108,7 @@ async def serve(
         failure: Exception | None = None
         before = cancel_requests()
         try:
-            async with aiomqtt.Client(
+            client = aiomqtt.Client(
                 hostname,
                 port,
                 identifier=identifier,
@@ -116,7 +120,10 @@ async def serve(
                 properties=properties,
                 tls_context=tls_context,
                 keepalive=keepalive_s,
-            ) as client:
+            )
+            # Before connecting: a kept session delivers its queued messages right away.
+            client._client.manual_ack_set(True)
+            async with client:
                 raise_if_cancelled(before)
                 log.info("ingest connected to %s:%d", hostname, port)
                 delay_s = 0.5

@@ -28,9 +28,9 @@ from cloud.archive import Store
 from cloud.ingest.core import Accepted, Step, candidate_gaps, classify
 from cloud.ingest.mqtt import cancel_requests, raise_if_cancelled, topic_filters
 from cloud.ingest.spill import Spill
-from cloud.ingest.writer import retried, write_round
+from cloud.ingest.writer import Unwritten, retried, write_round
 from cloud.live import LiveState, SeqLedger
-from cloud.models import Gap, LiveEvent, Rejected
+from cloud.models import Gap, LiveEvent, Received, Rejected
 
 __all__ = ["Ingest"]
 
@@ -111,6 +111,8 @@ class Ingest:
         self._registry_version: int | None = None
         self._registry_checked = -float("inf")
         self.log_interval_s = log_interval_s
+        #: longest wait for the broker to take a round's acknowledgements to the gateways
+        self.ack_publish_timeout_s = 2.0
         self.clock = clock
         self.counters: collections.Counter[str] = collections.Counter()
         self.rejected: collections.deque[Rejected] = collections.deque(maxlen=reject_ring)
@@ -132,6 +134,12 @@ class Ingest:
     async def handle_many(self, messages: Sequence[tuple[str, bytes]]) -> Accepted:
         """Process several messages as one round (one write per table); never raises for input.
 
+        Order of a round: check each message; ask the ledger which seqs are known (reads only);
+        archive what is new (idempotently: one row per gateway seq, whoever writes it); only
+        then admit to the ledger what the writes made durable, so a failed write or a killed
+        worker leaves those seqs unknown and the gateway's resend is taken, not dropped as a
+        duplicate. ``Accepted.acked`` says what each gateway may delete.
+
         Returns:
             The accepted items, de-duplicated, marked and ordered (as the steps saw them).
         """
@@ -151,8 +159,10 @@ class Ingest:
         items: list[tuple[str, str, wire.Item]] = []
         gaps: list[Gap] = []
         fills: dict[str, list[int]] = {}
+        known: dict[str, list[wire.Item]] = {}
         for (channel, gateway_id, enterprise_id), batch_items in sorted(merged.items()):
-            fresh = await self._dedup(gateway_id, batch_items, recv_ms)
+            fresh, repeats = await self._dedup(gateway_id, batch_items)
+            known.setdefault(gateway_id, []).extend(repeats)
             # First arrivals at or below the high-water mark (a backlog drained after newer
             # data) and alarms may fill gaps recorded earlier: the store counts them off.
             if channel == "data" and fresh:
@@ -163,10 +173,13 @@ class Ingest:
             elif fresh:
                 fills.setdefault(gateway_id, []).extend(i.seq for i in fresh)
             items += [(gateway_id, enterprise_id, item) for item in fresh]
-        items = await self._own_assets_only(items, recv_ms, rejects)
+        refused: list[tuple[str, int]] = []
+        items = await self._own_assets_only(items, recv_ms, rejects, refused)
+        refused += await self._conflicts(known, recv_ms, rejects)
         accepted = await self._classify(items, recv_ms)
         accepted.gaps = gaps
-        await write_round(self, accepted, batches, rejects, recv_ms, fills=fills)
+        unwritten = await write_round(self, accepted, batches, rejects, recv_ms, fills=fills)
+        accepted.acked = await self._admit(accepted, unwritten, known, refused, recv_ms)
         for rej in rejects:
             self._pending["rejected." + rej.reason] += 1
             self.rejected.append(rej)
@@ -205,9 +218,9 @@ class Ingest:
             raise_if_cancelled(before)
         if ready is not None:
             ready.set()
-        queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(queue_size)
+        queue: asyncio.Queue[_Message] = asyncio.Queue(queue_size)
         processor = asyncio.create_task(
-            self._process(queue, max_round_messages), name="ingest-process"
+            self._process(client, queue, max_round_messages), name="ingest-process"
         )
         try:
             await self._read(client, queue)
@@ -216,8 +229,8 @@ class Ingest:
             log.warning("ingest lost the broker; finishing %d queued messages", queue.qsize())
             raise
         finally:
-            # The client acknowledged each queued message when it arrived: the broker will
-            # not send it again, so it is handled before returning (on cancel too).
+            # Handle what is queued before returning (on cancel too): archived now, it need not
+            # wait for the broker to send it again to this session or another worker.
             await _finish(queue, processor)
 
     def counts(self) -> dict[str, int]:
@@ -372,32 +385,125 @@ class Ingest:
         return gateway.enterprise_id
 
     async def _dedup(
-        self, gateway_id: str, items: list[wire.Item], recv_ms: int
-    ) -> list[wire.Item]:
+        self, gateway_id: str, items: list[wire.Item]
+    ) -> tuple[list[wire.Item], list[wire.Item]]:
+        """Split items into those the ledger has not seen and repeats (reads only)."""
         if not items:
-            return []
+            return [], []
         seqs = [i.seq for i in items]
         try:
-            admitted = await retried(
-                self,
-                "ledger_retry",
-                lambda: self.ledger.admit_seqs(gateway_id, seqs, now_ms=recv_ms),
+            seen = set(
+                await retried(self, "ledger_retry", lambda: self.ledger.seen_seqs(gateway_id, seqs))
             )
         except Exception:
-            # Dropping the items would lose them for sure; passing them on unchecked only risks
-            # archiving a redelivered duplicate.
+            # Dropping the items would lose them for sure; the archive keeps one row per
+            # gateway seq, so passing them on unchecked costs at most a repeated alert or step.
             self._pending["ledger_error"] += 1
             log.exception("gateway %s: de-duplication ledger failed; items passed on", gateway_id)
-            admitted = seqs
-        new = set(admitted)
+            seen = set()
         fresh: list[wire.Item] = []
+        repeats: list[wire.Item] = []
+        taken: set[int] = set()
         for item in items:
-            if item.seq in new:
-                new.discard(item.seq)  # a seq repeated inside one batch counts once
-                fresh.append(item)
-            else:
+            if item.seq in seen or item.seq in taken:  # a seq repeated inside one batch too
+                repeats.append(item)
                 self._pending["duplicate"] += 1
-        return fresh
+            else:
+                taken.add(item.seq)
+                fresh.append(item)
+        return fresh, repeats
+
+    async def _admit(
+        self,
+        accepted: Accepted,
+        unwritten: Unwritten,
+        known: dict[str, list[wire.Item]],
+        refused: list[tuple[str, int]],
+        recv_ms: int,
+    ) -> dict[str, list[int]]:
+        """Admit to the ledger what the round made durable; return what to acknowledge.
+
+        Acknowledged: the durable items, repeats of items known from before, and items refused
+        and kept for inspection (unless keeping them failed). Not acknowledged: what was
+        neither written nor spilled; the gateway sends it again.
+        """
+        durable: dict[str, list[int]] = {}
+        records: tuple[tuple[str, Sequence[Received[Any]]], ...] = (
+            ("fixes", accepted.fixes),
+            ("readings", accepted.readings),
+            ("vessels", accepted.vessels),
+            ("health", accepted.health),
+        )
+        for what, recs in records:
+            if what not in unwritten.kinds:
+                for rec in recs:
+                    durable.setdefault(rec.gateway_id, []).append(rec.item.seq)
+        for alarm in accepted.alarms:
+            if (alarm.gateway_id, alarm.item.seq) not in unwritten.alarms:
+                durable.setdefault(alarm.gateway_id, []).append(alarm.item.seq)
+        for gateway_id, seqs in durable.items():
+            try:
+                await retried(
+                    self,
+                    "ledger_retry",
+                    functools.partial(self.ledger.admit_seqs, gateway_id, seqs, now_ms=recv_ms),
+                )
+            except Exception:
+                # Archived all the same (one row per seq): a resend is only archived again.
+                self._pending["ledger_error"] += 1
+                log.exception(
+                    "gateway %s: seqs archived but not admitted to the ledger", gateway_id
+                )
+        acked = {gw: list(seqs) for gw, seqs in durable.items()}
+        for gateway_id, repeats in known.items():
+            acked.setdefault(gateway_id, []).extend(item.seq for item in repeats)
+        if "rejected" not in unwritten.kinds:
+            for gateway_id, seq in refused:
+                acked.setdefault(gateway_id, []).append(seq)
+        return {gw: seqs for gw, seqs in acked.items() if seqs}
+
+    async def _conflicts(
+        self, known: dict[str, list[wire.Item]], recv_ms: int, rejects: list[Rejected]
+    ) -> list[tuple[str, int]]:
+        """Repeats whose content differs from what was archived under their seq.
+
+        A plain resend is harmless; the same seq with another content means a broken or
+        forged gateway. Such an item is kept for inspection as ``duplicate_conflict`` (the
+        archived version stays) and returned as ``(gateway_id, seq)``.
+        """
+        conflicts: list[tuple[str, int]] = []
+        for gateway_id, repeats in known.items():
+            comparable = [i for i in repeats if isinstance(i, wire.Fix | wire.Reading)]
+            if not comparable:
+                continue
+            lookup = functools.partial(
+                self.store.archived_items, gateway_id, [i.seq for i in comparable]
+            )
+            try:
+                stored = await retried(self, "store_retry.conflicts", lookup)
+            except Exception:
+                self._pending["store_error.conflicts"] += 1
+                log.exception("gateway %s: repeats not compared with the archive", gateway_id)
+                continue
+            for item in comparable:
+                kept = stored.get(item.seq)
+                if kept is None or _same_observation(kept, item):
+                    continue
+                self._pending["duplicate_conflict"] += 1
+                self._pending["duplicate"] -= 1
+                conflicts.append((gateway_id, item.seq))
+                rejects.append(
+                    _rejected(
+                        recv_ms,
+                        "duplicate_conflict",
+                        f"seq {item.seq} was archived with other content",
+                        wire.data_topic(gateway_id),
+                        gateway_id,
+                        wire.encode_item(item, validate=False),
+                        "seq",
+                    )
+                )
+        return conflicts
 
     async def _gaps(
         self, gateway_id: str, enterprise_id: str, items: list[wire.Item], recv_ms: int
@@ -454,7 +560,11 @@ class Ingest:
         return gaps, fills
 
     async def _own_assets_only(
-        self, items: list[tuple[str, str, wire.Item]], recv_ms: int, rejects: list[Rejected]
+        self,
+        items: list[tuple[str, str, wire.Item]],
+        recv_ms: int,
+        rejects: list[Rejected],
+        refused: list[tuple[str, int]],
     ) -> list[tuple[str, str, wire.Item]]:
         """Refuse fixes of an asset registered to another enterprise than the gateway's.
 
@@ -478,6 +588,7 @@ class Ingest:
                 kept.append((gateway_id, enterprise_id, item))
                 continue
             assert isinstance(item, wire.Fix)
+            refused.append((gateway_id, item.seq))
             rejects.append(
                 _rejected(
                     recv_ms,
@@ -568,29 +679,69 @@ class Ingest:
 
     # -- MQTT -------------------------------------------------------------------------------
 
-    async def _read(self, client: aiomqtt.Client, queue: asyncio.Queue[tuple[str, bytes]]) -> None:
+    async def _read(self, client: aiomqtt.Client, queue: asyncio.Queue[_Message]) -> None:
         async for message in client.messages:
             payload: object = message.payload
             raw = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
-            await queue.put((message.topic.value, raw))
+            await queue.put((message.topic.value, raw, message.mid, message.qos))
             self.counters["received"] += 1
 
-    async def _process(self, queue: asyncio.Queue[tuple[str, bytes]], max_messages: int) -> None:
+    async def _process(
+        self, client: aiomqtt.Client, queue: asyncio.Queue[_Message], max_messages: int
+    ) -> None:
         while True:
             round_ = [await queue.get()]
             while len(round_) < max_messages and not queue.empty():
                 round_.append(queue.get_nowait())
             try:
-                await self.handle_many(round_)
+                accepted = await self.handle_many([(topic, raw) for topic, raw, _, _ in round_])
+                await self._acknowledge(client, accepted.acked)
             except Exception:
                 self.counters["round_error"] += 1
                 log.exception("ingest round of %d messages failed", len(round_))
             finally:
-                for _ in round_:
+                # The broker's copy goes only now that the round is archived: a worker killed
+                # before this gets its messages again (its session, or another group member).
+                # What the round could not make durable is not acknowledged to the gateway,
+                # which sends it again.
+                for _, _, mid, qos in round_:
+                    if qos:
+                        client._client.ack(mid, qos)
                     queue.task_done()
 
+    async def _acknowledge(self, client: aiomqtt.Client, acked: dict[str, list[int]]) -> None:
+        """Tell each gateway which of its seqs the cloud now answers for (``wire.acks``)."""
+        if not acked:
+            return
+        now_ms = self.clock()
+        publishes = [
+            client.publish(
+                wire.ack_topic(gateway_id),
+                wire.encode_ack(wire.Ack(gw=gateway_id, ts=now_ms, seqs=wire.seq_ranges(seqs))),
+                qos=1,
+                retain=True,
+            )
+            for gateway_id, seqs in acked.items()
+        ]
+        try:
+            # Not the client's own 10 s timeout: on a dead connection the round must not wait.
+            async with asyncio.timeout(self.ack_publish_timeout_s):
+                results = await asyncio.gather(*publishes, return_exceptions=True)
+        except TimeoutError as exc:
+            results = [exc] * len(publishes)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        self.counters["acks_sent"] += len(results) - len(failed)
+        if failed:
+            # The gateways send those items again after their timeout; they are known then.
+            self.counters["ack_error"] += len(failed)
+            log.warning("ingest: %d acknowledgements not published: %s", len(failed), failed[0])
 
-async def _finish(queue: asyncio.Queue[tuple[str, bytes]], processor: asyncio.Task[None]) -> None:
+
+#: A received message: topic, payload, MQTT message id and QoS (acknowledged after its round).
+_Message = tuple[str, bytes, int, int]
+
+
+async def _finish(queue: asyncio.Queue[_Message], processor: asyncio.Task[None]) -> None:
     """Let ``processor`` handle everything queued, then stop it."""
     drained = asyncio.create_task(queue.join(), name="ingest-drain")
     try:
@@ -619,3 +770,23 @@ def _rejected(
         field=field,
         payload=payload[:_KEEP_PAYLOAD_BYTES],
     )
+
+
+def _same_observation(kept: wire.Fix | wire.Reading, item: wire.Fix | wire.Reading) -> bool:
+    """Whether a repeat says what the archived item said (stored marks aside)."""
+    if isinstance(kept, wire.Fix) and isinstance(item, wire.Fix):
+        return (kept.asset, kept.ts, kept.lat, kept.lon, kept.speed_kmh) == (
+            item.asset,
+            item.ts,
+            item.lat,
+            item.lon,
+            item.speed_kmh,
+        )
+    if isinstance(kept, wire.Reading) and isinstance(item, wire.Reading):
+        return (kept.site, kept.point, kept.ts, kept.value) == (
+            item.site,
+            item.point,
+            item.ts,
+            item.value,
+        )
+    return False

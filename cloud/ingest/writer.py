@@ -2,10 +2,15 @@
 
 Each sink is guarded on its own: a failure is logged and counted (``store_error.<what>``,
 ``live_error.<what>``) and the others still get the round. Archive writes are retried a few
-times with backoff first (``Ingest.archive_attempts``): the items are already in the
-de-duplication ledger, so a write given up is a loss, counted as ``store_error.<what>`` -- unless
-the ingest has a :class:`~cloud.ingest.spill.Spill`, which keeps fixes, readings and vessel data on disk
-(``spilled.<what>``) until the archive takes them (``spill_restored.<what>``).
+times with backoff first (``Ingest.archive_attempts``); a write given up is kept on disk by the
+:class:`~cloud.ingest.spill.Spill` when the ingest has one (fixes, readings and vessel data,
+``spilled.<what>``, written once the archive takes them, ``spill_restored.<what>``). What is
+neither written nor spilled is reported back as :class:`Unwritten`: its seqs are neither admitted
+to the de-duplication ledger nor acknowledged to the gateway, which sends them again.
+
+Edge alarms are applied with the same retries; one that still fails is applied once more with
+its text cleaned (control characters removed, fields shortened), and only if that fails too is
+it left unacknowledged for the gateway to send again. An alarm is never dropped.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ import asyncio
 import collections
 import functools
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol, TypeVar
 
 import msgspec
 
@@ -27,10 +34,19 @@ from cloud.ingest.spill import Spill, SpillKind
 from cloud.live import LiveState
 from cloud.models import LiveEvent, Received, Rejected
 
-__all__ = ["Writer", "live_events", "retried", "write_round"]
+__all__ = ["Unwritten", "Writer", "cleaned_alarm", "live_events", "retried", "write_round"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Unwritten:
+    """What a round could not make durable: archive kinds given up (``fixes``, ``readings``,
+    ``vessels``, ``rejected``) and edge alarms not applied, as ``(gateway_id, seq)``."""
+
+    kinds: set[str] = field(default_factory=set)
+    alarms: set[tuple[str, int]] = field(default_factory=set)
 
 
 class Writer(Protocol):
@@ -77,10 +93,15 @@ async def _archive(
     what: str,
     write: Callable[[], Awaitable[Any]],
     spilled: tuple[SpillKind, Sequence[Received[Any]]] | None = None,
-) -> None:
-    """Run an archive write, retrying with exponential backoff; then spill it or give up."""
+) -> bool:
+    """Run an archive write, retrying with exponential backoff; then spill it or give up.
+
+    Returns:
+        Whether the records are durable (written, or spilled to the fsynced file).
+    """
     try:
         await retried(ingest, "store_retry." + what, write)
+        return True
     except Exception:
         if spilled is not None and ingest.spill is not None:
             try:
@@ -96,11 +117,71 @@ async def _archive(
                     len(spilled[1]),
                     ingest.spill.path,
                 )
-                return
+                return True
         ingest.counters["store_error." + what] += 1
         log.exception(
-            "ingest: archiving %s failed %d times; giving up", what, ingest.archive_attempts
+            "ingest: archiving %s failed %d times; left to the gateway to send again",
+            what,
+            ingest.archive_attempts,
         )
+        return False
+
+
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _clean(text: str | None, limit: int) -> str | None:
+    if text is None:
+        return None
+    cleaned = _CONTROL.sub("", text.encode("utf-8", "replace").decode("utf-8"))
+    return cleaned[:limit]
+
+
+def cleaned_alarm(alarm: wire.Alarm) -> wire.Alarm:
+    """The alarm with every text field stripped of control characters and shortened (what any
+    database takes), its numbers untouched."""
+    return msgspec.structs.replace(
+        alarm,
+        message=_clean(alarm.message, 1000) or "",
+        site=_clean(alarm.site, 128),
+        point=_clean(alarm.point, 128),
+        asset=_clean(alarm.asset, 128),
+        code=_clean(alarm.code, 64),
+        device=_clean(alarm.device, 128),
+    )
+
+
+async def _apply_alarm(ingest: Writer, alarm: Received[wire.Alarm], recv_ms: int) -> bool:
+    """Apply an edge alarm with retries, then once in its cleaned form; return whether it was."""
+    alerts = ingest.alerts
+    assert alerts is not None
+
+    def apply(item: wire.Alarm) -> Callable[[], Awaitable[object]]:
+        return lambda: alerts.on_alarm(
+            item,
+            enterprise_id=alarm.enterprise_id,
+            gateway_id=alarm.gateway_id,
+            now_ms=recv_ms,
+            again=True,
+        )
+
+    try:
+        await retried(ingest, "alert_retry", apply(alarm.item))
+        return True
+    except Exception:
+        log.exception("ingest: alarm seq %d of %s failed", alarm.item.seq, alarm.gateway_id)
+    try:
+        await apply(cleaned_alarm(alarm.item))()
+    except Exception:
+        ingest.counters["alert_error"] += 1
+        log.exception(
+            "ingest: alarm seq %d of %s failed cleaned too; left to the gateway to send again",
+            alarm.item.seq,
+            alarm.gateway_id,
+        )
+        return False
+    ingest.counters["alert_cleaned"] += 1
+    return True
 
 
 def live_events(accepted: Accepted) -> list[LiveEvent]:
@@ -127,41 +208,34 @@ async def write_round(
     recv_ms: int,
     *,
     fills: Mapping[str, Sequence[int]] | None = None,
-) -> None:
+) -> Unwritten:
     """Record rejects, apply alarms, archive and update the live state for one round.
 
     ``fills`` are the seqs admitted for the first time per gateway: counted off the gaps
     recorded by earlier rounds before this round's new gaps are recorded.
+
+    Returns:
+        What is not durable (see :class:`Unwritten`).
     """
     store = ingest.store
-    if rejects:
-        await _archive(ingest, "rejected", lambda: store.insert_rejected(rejects))
+    unwritten = Unwritten()
+    if rejects and not await _archive(ingest, "rejected", lambda: store.insert_rejected(rejects)):
+        unwritten.kinds.add("rejected")
     if ingest.alerts is not None:
         # Alarms first: they travel ahead of data and are what people wait for.
         for alarm in accepted.alarms:
-            await _guard(
-                ingest,
-                "alert_error",
-                ingest.alerts.on_alarm(
-                    alarm.item,
-                    enterprise_id=alarm.enterprise_id,
-                    gateway_id=alarm.gateway_id,
-                    now_ms=recv_ms,
-                ),
-            )
-    if accepted.fixes:
-        fixes = accepted.fixes
-        await _archive(ingest, "fixes", lambda: store.insert_fixes(fixes), ("fixes", fixes))
-    if accepted.readings:
-        readings = accepted.readings
-        await _archive(
-            ingest, "readings", lambda: store.insert_readings(readings), ("readings", readings)
-        )
-    if accepted.vessels:
-        vessels = accepted.vessels
-        await _archive(
-            ingest, "vessels", lambda: store.insert_vessels(vessels), ("vessels", vessels)
-        )
+            if not await _apply_alarm(ingest, alarm, recv_ms):
+                unwritten.alarms.add((alarm.gateway_id, alarm.item.seq))
+    kinds: tuple[tuple[SpillKind, Sequence[Received[Any]], Callable[..., Awaitable[Any]]], ...] = (
+        ("fixes", accepted.fixes, store.insert_fixes),
+        ("readings", accepted.readings, store.insert_readings),
+        ("vessels", accepted.vessels, store.insert_vessels),
+    )
+    for what, records, insert in kinds:
+        if records and not await _archive(
+            ingest, what, functools.partial(insert, records), (what, records)
+        ):
+            unwritten.kinds.add(what)
     for gateway_id, seqs in (fills or {}).items():
         await _archive(ingest, "gaps", functools.partial(store.fill_gaps, gateway_id, seqs))
     if accepted.gaps:
@@ -181,3 +255,4 @@ async def write_round(
             ),
         )
     await _guard(ingest, "live_error.feed", live.publish_many(live_events(accepted)))
+    return unwritten

@@ -148,6 +148,10 @@ class MemoryLiveState:
             self._high[gateway_id] = seq
         return old
 
+    async def seen_seqs(self, gateway_id: str, seqs: Sequence[int]) -> list[int]:
+        seen = self._seen.get(gateway_id, set())
+        return sorted(q for q in set(seqs) if q in seen)
+
     async def admit_seqs(self, gateway_id: str, seqs: Sequence[int], *, now_ms: int) -> list[int]:
         seen = self._seen.setdefault(gateway_id, set())
         new = sorted(set(seqs) - seen)

@@ -24,6 +24,11 @@ __all__ = ["LiveState", "SeqLedger"]
 class SeqLedger(Protocol):
     """Durable memory of which ``(gateway, seq)`` were received (de-duplication, gaps)."""
 
+    async def seen_seqs(self, gateway_id: str, seqs: Sequence[int]) -> list[int]:
+        """Those of ``seqs`` admitted before, sorted (reads only: ingest asks before it writes
+        and admits only what its archive writes made durable)."""
+        ...
+
     async def admit_seqs(self, gateway_id: str, seqs: Sequence[int], *, now_ms: int) -> list[int]:
         """Record ``seqs``; return, sorted, those never admitted before (atomic per seq)."""
         ...

@@ -70,6 +70,12 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 return table.concat(old)
 """
 
+_SEEN: Final = """
+local bits = {}
+for i = 1, #ARGV do bits[i] = redis.call('GETBIT', KEYS[1], ARGV[i]) end
+return table.concat(bits)
+"""
+
 _LATEST = msgspec.json.Decoder(LatestFix)
 _EVENTS = msgspec.json.Decoder(list[LiveEvent])
 _HEALTH = msgspec.json.Decoder(wire.Health)
@@ -253,7 +259,10 @@ class RedisLiveState:
         old = await self._raise_high(keys=[self._k("hw", gateway_id)], args=[seq])
         return None if old is None else int(old)
 
-    async def admit_seqs(self, gateway_id: str, seqs: Sequence[int], *, now_ms: int) -> list[int]:
+    async def _bits(
+        self, gateway_id: str, seqs: Sequence[int], script: str, *args: Any
+    ) -> list[int]:
+        """Run ``script`` on each bitmap block of ``seqs``; return those whose bit was 1."""
         unique = sorted(set(seqs))
         if not unique:
             return []
@@ -264,13 +273,20 @@ class RedisLiveState:
             for block, members in blocks.items():
                 key = self._k("seq", gateway_id, str(block))
                 offsets = [q & (_BLOCK - 1) for q in members]
-                pipe.eval(_ADMIT, 1, key, self.ledger_ttl_s, *offsets)
+                pipe.eval(script, 1, key, *args, *offsets)
             results = await pipe.execute()
-        new: list[int] = []
-        for members, old in zip(blocks.values(), results, strict=True):
-            old_bits = old.encode() if isinstance(old, str) else bytes(old)
-            new += [q for q, bit in zip(members, old_bits, strict=True) if bit == ord("0")]
-        return new
+        seen: list[int] = []
+        for members, bits in zip(blocks.values(), results, strict=True):
+            raw = bits.encode() if isinstance(bits, str) else bytes(bits)
+            seen += [q for q, bit in zip(members, raw, strict=True) if bit == ord("1")]
+        return seen
+
+    async def seen_seqs(self, gateway_id: str, seqs: Sequence[int]) -> list[int]:
+        return await self._bits(gateway_id, seqs, _SEEN)
+
+    async def admit_seqs(self, gateway_id: str, seqs: Sequence[int], *, now_ms: int) -> list[int]:
+        old = set(await self._bits(gateway_id, seqs, _ADMIT, self.ledger_ttl_s))
+        return [q for q in sorted(set(seqs)) if q not in old]
 
     async def missing_seqs(self, gateway_id: str, first_seq: int, last_seq: int) -> int:
         if last_seq < first_seq:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Literal
 
 import pytest
@@ -193,13 +194,13 @@ async def test_each_offline_device_is_its_own_alert(store: Store) -> None:
             device=device, message=device,
         )  # fmt: skip
 
-    where = {"enterprise_id": "e-dev", "gateway_id": "g1"}
-    gas1 = await service.on_alarm(offline("raise", "gas-1"), now_ms=T0, **where)
-    gas2 = await service.on_alarm(offline("raise", "gas-2"), now_ms=T0 + 1, **where)
+    on_alarm = functools.partial(service.on_alarm, enterprise_id="e-dev", gateway_id="g1")
+    gas1 = await on_alarm(offline("raise", "gas-1"), now_ms=T0)
+    gas2 = await on_alarm(offline("raise", "gas-2"), now_ms=T0 + 1)
     assert gas1 is not None
     assert gas2 is not None
     assert gas1.id != gas2.id
-    closed = await service.on_alarm(offline("clear", "gas-1"), now_ms=T0 + 2, **where)
+    closed = await on_alarm(offline("clear", "gas-1"), now_ms=T0 + 2)
     assert closed is not None
     assert (closed.id, closed.state) == (gas1.id, "closed")
     still = await store.get_alert(gas2.id)

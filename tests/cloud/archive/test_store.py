@@ -333,7 +333,7 @@ async def test_a_schema_1_database_is_migrated_to_the_current_version(store: Sto
     url = store.engine.url.render_as_string(hide_password=False)
     again = await Store.connect(url, schema=schema)
     try:
-        assert await again.schema_version() == SCHEMA_VERSION == 4
+        assert await again.schema_version() == SCHEMA_VERSION == 5
         fix = wire.Fix(
             seq=2, ts=T0 + 1, asset="a1", lat=31.0, lon=120.0, pdop=1.8, vdop=1.2, fix_type=3
         )
@@ -404,3 +404,54 @@ async def test_any_configured_postgresql_schema_name_works(name: str, unique_id:
             quoted = schema.replace('"', '""')
             await conn.execute(text(f'DROP SCHEMA IF EXISTS "{quoted}" CASCADE'))
         await engine.dispose()
+
+
+async def test_an_item_is_archived_once_whoever_writes_it(store: Store) -> None:
+    """A resend, two workers, a spill replayed after a crash: one row per gateway seq."""
+    fixes = [fix_rec("a1", seq, T0 + seq) for seq in range(1, 6)]
+    readings = [reading_rec("GD101", seq, T0 + seq, 1.0) for seq in range(10, 13)]
+    await store.insert_fixes(fixes[:3])
+    await store.insert_fixes(fixes)  # overlaps the first write
+    await store.insert_fixes(fixes[2:4])
+    await store.insert_readings(readings)
+    await store.insert_readings(readings[1:])
+    track = await store.track("a1", 0, T0 + 100)
+    assert [f.seq for f in track] == [1, 2, 3, 4, 5]
+    found = await store.archived_items("g1", [1, 5, 11, 99])
+    assert sorted(found) == [1, 5, 11]
+    assert isinstance(found[11], wire.Reading)
+    assert found[11].value == 1.0
+
+
+async def test_the_ledger_reads_without_admitting(store: Store) -> None:
+    assert await store.seen_seqs("g1", [1, 2, 3]) == []
+    assert await store.admit_seqs("g1", [2, 3], now_ms=T0) == [2, 3]
+    assert await store.seen_seqs("g1", [3, 1, 2, 2]) == [2, 3]
+    assert await store.seen_seqs("g2", [2]) == []
+
+
+async def test_a_schema_4_database_loses_its_repeated_rows_and_keeps_one(store: Store) -> None:
+    fix = fix_rec("a1", 7, T0)
+    reading = reading_rec("GD101", 8, T0, 3.0)
+    async with store.engine.begin() as conn:
+        await conn.execute(text("DROP INDEX ux_fixes_gateway_seq"))
+        await conn.execute(text("DROP INDEX ux_readings_gateway_seq"))
+        await conn.execute(text("UPDATE schema_meta SET value = '4' WHERE key = 'version'"))
+        schema = (
+            await conn.scalar(text("SELECT current_schema()"))
+            if store.dialect == "postgresql"
+            else None
+        )
+    for _ in range(3):  # schema 4 archived a repeat twice when two workers raced
+        await store.insert_fixes([fix])
+        await store.insert_readings([reading])
+    url = store.engine.url.render_as_string(hide_password=False)
+    again = await Store.connect(url, schema=schema)
+    try:
+        assert await again.schema_version() == SCHEMA_VERSION == 5
+        assert [f.seq for f in await again.track("a1", 0, T0 + 10)] == [7]
+        await again.insert_fixes([fix])
+        assert [f.seq for f in await again.track("a1", 0, T0 + 10)] == [7]
+        assert sorted(await again.archived_items("g1", [7, 8])) == [7, 8]
+    finally:
+        await again.close()

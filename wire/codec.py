@@ -4,6 +4,14 @@ Decoding is lenient by default: a batch whose envelope is sound is returned with
 and each bad item becomes a :class:`~wire.errors.WireError` in ``DecodedBatch.errors`` (nothing
 already accepted is lost because a neighbour was bad). ``strict=True`` raises on the first bad item.
 
+Every decoder raises :class:`~wire.errors.WireError` and nothing else, whatever the bytes: JSON
+that is not JSON (``malformed``, ``truncated``), strings that break :mod:`wire.text`
+(``bad_string``, ``too_long``), and JSON nested deeper than the decoder can follow
+(``too_deep``). The contract's own structures nest four levels (envelope, items, item, a list or
+map field); unknown fields are ignored whatever they hold, but they must be decodable, and
+msgspec follows nesting only as deep as Python's recursion limit lets it (about 1000 levels
+less the caller's stack; 100 are always fine).
+
 For the hot paths the edge stores items already encoded (:func:`encode_item`) and assembles a
 batch from those bytes with :func:`assemble_batch`, without decoding them again.
 """
@@ -14,12 +22,13 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 import msgspec
 
 from wire.errors import WireError
 from wire.items import VERSION, Batch, Item, Status
+from wire.text import check_strings, may_hold_controls
 from wire.topics import check_gateway_id
 
 __all__ = [
@@ -50,10 +59,11 @@ class _Head(msgspec.Struct):
 _ENCODER: Final = msgspec.json.Encoder()
 _HEAD_DECODER: Final = msgspec.json.Decoder(_Head)
 _ITEM_DECODER: Final[msgspec.json.Decoder[Item]] = msgspec.json.Decoder(Item)
-_BATCH_DECODER: Final = msgspec.json.Decoder(Batch)
 _STATUS_DECODER: Final = msgspec.json.Decoder(Status)
 
-_AT_RE: Final = re.compile(r" - at `([^`]*)`$")
+_T = TypeVar("_T")
+
+_AT_RE: Final = re.compile(r" - at (?:`key` in )?`([^`]*)`$")
 _MISSING_RE: Final = re.compile(r"missing required field `([^`]*)`")
 _BYTE_RE: Final = re.compile(r"\(byte (\d+)\)")
 _BOUND_RE: Final = re.compile(r"Expected `\w+` [<>]=? ")
@@ -75,6 +85,8 @@ def _validation_reason(message: str) -> str:
         return "missing_field"
     if _BOUND_RE.match(message) or message.startswith("Number out of range"):
         return "out_of_range"
+    if message.startswith("Expected `") and "of length <=" in message:
+        return "too_long"
     if message.startswith("Expected `") and ("length" in message):
         return "invalid_value"
     if message.startswith("Expected `"):
@@ -95,17 +107,33 @@ def _from_validation(exc: msgspec.ValidationError, prefix: str) -> WireError:
     return WireError(_validation_reason(message), detail, field=prefix + path.removeprefix("$"))
 
 
-def _from_decode(exc: msgspec.DecodeError, payload: bytes) -> WireError:
+def _from_decode(exc: msgspec.DecodeError, payload: bytes, field: str | None) -> WireError:
     message = str(exc)
     if "truncated" in message:
-        return WireError("truncated", message)
+        return WireError("truncated", message, field=field)
+    if "surrogate" in message or "UTF-8" in message:
+        return WireError("bad_string", message, field=field)
     match = _BYTE_RE.search(message)
     if match:
         at = int(match.group(1))
         window = payload[max(0, at - 1) : at + 9]
         if b"NaN" in window or b"Infinity" in window:
-            return WireError("not_finite", f"NaN or Infinity in payload ({message})")
-    return WireError("malformed", message)
+            return WireError("not_finite", f"NaN or Infinity in payload ({message})", field=field)
+    return WireError("malformed", message, field=field)
+
+
+def _decode(decoder: msgspec.json.Decoder[_T], payload: bytes | msgspec.Raw, path: str) -> _T:
+    """Run ``decoder``; translate every way it can fail into a :class:`WireError`."""
+    try:
+        return decoder.decode(payload)
+    except msgspec.ValidationError as exc:
+        raise _from_validation(exc, path) from exc
+    except msgspec.DecodeError as exc:
+        raise _from_decode(exc, bytes(payload), None if path == "$" else path) from exc
+    except RecursionError as exc:
+        # msgspec follows nesting (into unknown fields too) on the interpreter's stack.
+        detail = "JSON nested deeper than the decoder can follow"
+        raise WireError("too_deep", detail, field=None if path == "$" else path) from exc
 
 
 def _check_size(payload: bytes) -> None:
@@ -115,12 +143,10 @@ def _check_size(payload: bytes) -> None:
 
 def decode_item(raw: bytes, *, path: str = "$") -> Item:
     """Decode and validate one item; raise :class:`WireError` naming field and reason."""
-    try:
-        return _ITEM_DECODER.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise _from_validation(exc, path) from exc
-    except msgspec.DecodeError as exc:
-        raise _from_decode(exc, raw) from exc
+    item = _decode(_ITEM_DECODER, raw, path)
+    if may_hold_controls(raw if isinstance(raw, bytes) else bytes(raw)):
+        check_strings(item, path)
+    return item
 
 
 def decode_batch(payload: bytes, *, strict: bool = False) -> DecodedBatch:
@@ -135,12 +161,7 @@ def decode_batch(payload: bytes, *, strict: bool = False) -> DecodedBatch:
             ``strict`` any item is.
     """
     _check_size(payload)
-    try:
-        head = _HEAD_DECODER.decode(payload)
-    except msgspec.ValidationError as exc:
-        raise _from_validation(exc, "$") from exc
-    except msgspec.DecodeError as exc:
-        raise _from_decode(exc, payload) from exc
+    head = _decode(_HEAD_DECODER, payload, "$")
     if head.v != VERSION:
         raise WireError(
             "unknown_version", f"envelope version {head.v}, expected {VERSION}", field="$.v"
@@ -148,9 +169,15 @@ def decode_batch(payload: bytes, *, strict: bool = False) -> DecodedBatch:
     check_gateway_id(head.gw)
     items: list[Item] = []
     errors: list[WireError] = []
+    # Strings are only looked at when the bytes could hold a refused character (wire.text).
+    suspect = may_hold_controls(payload)
     for index, raw in enumerate(head.items):
+        path = f"$.items[{index}]"
         try:
-            items.append(decode_item(raw, path=f"$.items[{index}]"))
+            item = _decode(_ITEM_DECODER, raw, path)
+            if suspect and may_hold_controls(bytes(raw)):
+                check_strings(item, path)
+            items.append(item)
         except WireError as exc:
             if strict:
                 raise
@@ -194,12 +221,18 @@ def encode_item(item: Item, *, validate: bool = True) -> bytes:
         item: the item.
         validate: decode the bytes again so that an item the cloud would reject fails here,
             at the edge, naming the field (costs about a microsecond).
+
+    Raises:
+        WireError: the item breaks the contract (a string with a lone surrogate, which has no
+            UTF-8 form, even without ``validate``).
     """
     try:
         return _validate(item) if validate else _ENCODER.encode(item)
     except (TypeError, ValueError) as exc:
         if isinstance(exc, WireError):
             raise
+        if isinstance(exc, UnicodeEncodeError):
+            check_strings(item)  # names the field
         raise WireError("invalid_value", str(exc)) from exc
 
 
@@ -223,22 +256,23 @@ def encode_batch(batch: Batch) -> bytes:
 
 
 def encode_status(status: Status) -> bytes:
-    """Encode a gateway status message."""
+    """Encode a gateway status message (validated as :func:`decode_status` would)."""
     check_gateway_id(status.gw)
-    return _ENCODER.encode(status)
+    check_strings(status)
+    payload = _ENCODER.encode(status)
+    decode_status(payload)
+    return payload
 
 
 def decode_status(payload: bytes) -> Status:
     """Decode a gateway status message; raise :class:`WireError` if it is not one."""
     _check_size(payload)
-    try:
-        status = _STATUS_DECODER.decode(payload)
-    except msgspec.ValidationError as exc:
-        raise _from_validation(exc, "$") from exc
-    except msgspec.DecodeError as exc:
-        raise _from_decode(exc, payload) from exc
+    status = _decode(_STATUS_DECODER, payload, "$")
     if status.v != VERSION:
         raise WireError(
             "unknown_version", f"status version {status.v}, expected {VERSION}", field="$.v"
         )
+    check_gateway_id(status.gw)
+    if may_hold_controls(payload):
+        check_strings(status)
     return status

@@ -3,8 +3,10 @@
 Every item carries the gateway's ``seq`` (0 .. 2**63-1, strictly increasing per gateway,
 assigned when the observation is taken) and ``ts``, the observation time in UTC epoch
 milliseconds. The JSON tag field is ``kind``. Decoding validates every range and that every float
-is finite; construction in Python validates nothing (msgspec's choice, for speed), so the edge
-encodes with :func:`wire.codec.encode_item`, which validates fully, before anything is stored.
+is finite, and every string is held to the rules of :mod:`wire.text` (no control characters,
+no lone surrogates, a bounded length: :data:`Id`, :data:`Label`, :data:`Text`); construction in
+Python validates nothing (msgspec's choice, for speed), so the edge encodes with
+:func:`wire.codec.encode_item`, which validates fully, before anything is stored.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 from msgspec import Meta
+
+from wire.text import FREE_TEXT
 
 __all__ = [
     "VERSION",
@@ -32,7 +36,12 @@ __all__ = [
 #: Envelope version this build writes and reads.
 VERSION: Final = 1
 
+#: Names a site, point, asset or device: 1-128 characters, no control characters.
 Id = Annotated[str, Meta(min_length=1, max_length=128)]
+#: A short string that is not an id (vessel name, flag, counter name): no control characters.
+Label = Annotated[str, Meta(max_length=128)]
+#: Free text (an alarm's message): may hold TAB and LF, no other control character.
+Text = Annotated[str, Meta(max_length=1024), FREE_TEXT]
 #: 64-bit signed on the wire (msgspec and PostgreSQL BIGINT), so 0 .. 2**63-1.
 Seq = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 #: UTC epoch milliseconds, 1970 .. 2999.
@@ -92,7 +101,7 @@ class Fix(_Item, frozen=True, kw_only=True, omit_defaults=True, tag="fix"):
     fix_type: Annotated[int, Meta(ge=1, le=3)] | None = None
     sats: Annotated[int, Meta(ge=0, le=255)] | None = None
     quality: FixQuality = "good"
-    flags: tuple[str, ...] = ()
+    flags: Annotated[tuple[Label, ...], Meta(max_length=16)] = ()
     source: Literal["gnss", "ais", "jt808"] = "gnss"
     nav_status: Annotated[int, Meta(ge=0, le=15)] | None = None
 
@@ -102,15 +111,15 @@ class Vessel(_Item, frozen=True, kw_only=True, omit_defaults=True, tag="vessel")
 
     mmsi: Annotated[int, Meta(ge=0, le=999_999_999)]
     ais_class: Literal["A", "B"] | None = None
-    name: str | None = None
-    callsign: str | None = None
+    name: Label | None = None
+    callsign: Label | None = None
     imo: NonNegInt | None = None
     ship_type: Annotated[int, Meta(ge=0, le=255)] | None = None
     to_bow_m: NonNegInt | None = None
     to_stern_m: NonNegInt | None = None
     to_port_m: NonNegInt | None = None
     to_starboard_m: NonNegInt | None = None
-    destination: str | None = None
+    destination: Label | None = None
 
 
 class Alarm(_Item, frozen=True, kw_only=True, omit_defaults=True, tag="alarm"):
@@ -131,7 +140,7 @@ class Alarm(_Item, frozen=True, kw_only=True, omit_defaults=True, tag="alarm"):
     value: Finite | None = None
     limit: Finite | None = None
     code: Annotated[str, Meta(max_length=64)] | None = None
-    message: Annotated[str, Meta(max_length=1024)] = ""
+    message: Text = ""
 
     def __post_init__(self) -> None:
         if self.point is None and self.asset is None and self.code is None:
@@ -143,10 +152,10 @@ class Health(_Item, frozen=True, kw_only=True, omit_defaults=True, tag="health")
 
     buffer_depth: NonNegInt
     oldest_age_s: Annotated[float, Meta(ge=0.0, le=_MAX)] = 0.0
-    drops: dict[str, NonNegInt] = {}
-    devices: dict[str, Literal["online", "offline"]] = {}
-    parse_errors: dict[str, NonNegInt] = {}
-    counters: dict[str, NonNegInt] = {}
+    drops: dict[Label, NonNegInt] = {}
+    devices: dict[Label, Literal["online", "offline"]] = {}
+    parse_errors: dict[Label, NonNegInt] = {}
+    counters: dict[Label, NonNegInt] = {}
 
 
 Item = Reading | Fix | Vessel | Alarm | Health
@@ -168,4 +177,4 @@ class Status(msgspec.Struct, frozen=True, kw_only=True):
     state: Literal["online", "offline"]
     ts: TsMs
     v: int = VERSION
-    agent: str = ""
+    agent: Label = ""

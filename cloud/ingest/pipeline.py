@@ -253,6 +253,8 @@ class Ingest:
             return await store.insert_vessels(records)
 
         written = await spill.drain(write)
+        for what, count in spill.quarantined.items():
+            self.counters["spill_quarantined." + what] = count
         for what, count in written.items():
             self.counters["spill_restored." + what] += count
             log.info("ingest: %d spilled %s written to the archive", count, what)

@@ -21,8 +21,8 @@ away on its own):
 * A refused write of several records is split in halves (each keeping the strikes), so the good
   records of a round reach the archive and the refused one is isolated in a few replays.
 * A single record with ``quarantine_after`` strikes is moved to ``<spill>.quarantine`` (JSON
-  lines, fsynced, with the last error, kept for inspection) and counted in :attr:`Spill.quarantined`;
-  so is a line that cannot be read (a crash mid-append).
+  lines, fsynced, with the last error, kept for inspection) and counted in
+  :attr:`Spill.quarantined`; so is a line that cannot be read (a crash mid-append).
 
 The quarantine file is appended before the spill file is replaced (write, fsync, rename), so a
 crash in between leaves a record in both, never in neither. Without a canary (right after a
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import logging
 import os
 import time
@@ -60,6 +61,8 @@ _TYPES: Final[dict[str, Any]] = {
     "vessels": list[Received[wire.Vessel]],
 }
 _RAW_LIST: Final = msgspec.json.Decoder(list[msgspec.Raw])
+#: How a line of each kind starts (msgspec writes the fields in order).
+_STARTS: Final = tuple((what, b'{"what":"%s",' % what.encode()) for what in SPILLED_KINDS)
 _ERROR_CHARS: Final = 1000
 
 Write = Callable[[SpillKind, list[Received[Any]]], Awaitable[object]]
@@ -99,9 +102,21 @@ class _Slot:
         "waiting"
     )
     error: str = ""
+    _kept: list[bytes] | None = None
+
+    def kind(self) -> SpillKind | None:
+        """The kind of write, from the line's start where it can (not decoding the records)."""
+        if self.entry is not None:
+            return self.entry.what
+        return next((what for what, start in _STARTS if self.line.startswith(start)), None)
 
     def kept(self) -> list[bytes]:
-        """The lines this slot leaves in the file."""
+        """The lines this slot leaves in the file (once the replay is over)."""
+        if self._kept is None:
+            self._kept = self._lines()
+        return self._kept
+
+    def _lines(self) -> list[bytes]:
         entry = self.entry
         if self.state in {"written", "quarantined", "unreadable"}:
             return []
@@ -233,6 +248,8 @@ class _Replay:
         """Replay ``order``; when a kind was away, return where the next replay should start."""
         last_tried: int | None = None
         for index, slot in enumerate(order):
+            if slot.kind() in self._away:
+                continue  # not even decoded: during an outage, most of the file is skipped
             entry = self._open(slot)
             if entry is None or entry.what in self._away:
                 continue
@@ -333,13 +350,11 @@ class _Replay:
 
 def _line_index(slots: list[_Slot], following: list[_Slot]) -> int:
     """Index in the new file of the first line of ``following`` that stays (0 if none)."""
+    first = {id(slot): index for index, slot in enumerate(slots)}
+    offsets = list(itertools.accumulate((len(slot.kept()) for slot in slots), initial=0))
     for candidate in following:
         if candidate.kept():
-            index = 0
-            for slot in slots:
-                if slot is candidate:
-                    return index
-                index += len(slot.kept())
+            return offsets[first[id(candidate)]]
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Hypothesis strategies producing valid items of every kind."""
+"""Hypothesis strategies producing valid items of every kind, and arbitrary JSON to fuzz with."""
 
 from __future__ import annotations
 
@@ -6,7 +6,20 @@ from hypothesis import strategies as st
 
 import wire
 
-ids = st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=40)
+#: What a string of the contract may hold (wire.text): no control characters, no surrogates.
+line_chars = st.characters(codec="utf-8", exclude_categories=["Cc"])
+#: Free text (an alarm's message) may also hold TAB and LF.
+text_chars = line_chars | st.sampled_from("\t\n")
+#: Characters no string of the contract may hold (TAB and LF only outside free text).
+bad_chars = st.characters(categories=["Cc", "Cs"])
+
+
+def lines(max_size: int, min_size: int = 0) -> st.SearchStrategy[str]:
+    """Strings a label of the contract may be."""
+    return st.text(line_chars, min_size=min_size, max_size=max_size)
+
+
+ids = lines(40, min_size=1)
 gateway_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,20}", fullmatch=True)
 seqs = st.integers(min_value=0, max_value=2**63 - 1)
 timestamps = st.integers(min_value=0, max_value=32_503_680_000_000)
@@ -14,7 +27,7 @@ finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 lats = st.floats(min_value=-90, max_value=90)
 lons = st.floats(min_value=-180, max_value=180)
 degrees = st.floats(min_value=0, max_value=359.999)
-counts = st.dictionaries(st.text(min_size=1, max_size=12), st.integers(0, 2**40), max_size=4)
+counts = st.dictionaries(lines(12, min_size=1), st.integers(0, 2**40), max_size=4)
 
 readings = st.builds(
     wire.Reading,
@@ -23,7 +36,7 @@ readings = st.builds(
     site=ids,
     point=ids,
     value=st.none() | finite,
-    unit=st.text(max_size=8),
+    unit=lines(8),
     quality=st.sampled_from(
         ["good", "uncertain", "out_of_range", "sensor_fault", "comm_error", "maintenance", "bad"]
     ),
@@ -55,15 +68,15 @@ vessels = st.builds(
     ts=timestamps,
     mmsi=st.integers(0, 999_999_999),
     ais_class=st.none() | st.sampled_from(["A", "B"]),
-    name=st.none() | st.text(max_size=20),
-    callsign=st.none() | st.text(max_size=7),
+    name=st.none() | lines(20),
+    callsign=st.none() | lines(7),
     imo=st.none() | st.integers(0, 2**30),
     ship_type=st.none() | st.integers(0, 255),
     to_bow_m=st.none() | st.integers(0, 511),
     to_stern_m=st.none() | st.integers(0, 511),
     to_port_m=st.none() | st.integers(0, 63),
     to_starboard_m=st.none() | st.integers(0, 63),
-    destination=st.none() | st.text(max_size=20),
+    destination=st.none() | lines(20),
 )
 alarms = st.builds(
     wire.Alarm,
@@ -77,8 +90,8 @@ alarms = st.builds(
     device=st.none() | ids,
     value=st.none() | finite,
     limit=st.none() | finite,
-    code=st.none() | st.text(max_size=20),
-    message=st.text(max_size=40),
+    code=st.none() | lines(20),
+    message=st.text(text_chars, max_size=40),
 )
 healths = st.builds(
     wire.Health,
@@ -88,9 +101,25 @@ healths = st.builds(
     oldest_age_s=st.floats(0, 1e9),
     drops=counts,
     devices=st.dictionaries(
-        st.text(min_size=1, max_size=12), st.sampled_from(["online", "offline"]), max_size=4
+        lines(12, min_size=1), st.sampled_from(["online", "offline"]), max_size=4
     ),
     parse_errors=counts,
     counters=counts,
 )
 items = st.one_of(readings, fixes, vessels, alarms, healths)
+
+#: Any string Python can hold, lone surrogates included.
+any_text = st.text(st.characters() | bad_chars, max_size=12)
+#: Arbitrary JSON values (NaN and the infinities too, which JSON has no spelling for).
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | any_text,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["kind", "seq", "ts", "v", "gw", "items"]) | any_text,
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=25,
+)

@@ -1,7 +1,8 @@
 """The cloud app's ingest through the shipped broker config: TLS, password, shared subscription.
 
-A gateway's own fix reaches the API; a fix it forges under another gateway's id is refused by
-the broker and never reaches the archive.
+The cloud connects on its own TLS listener with a worker id containing ':' (which no gateway id
+may contain), the gateway on the gateways' listener. A gateway's own fix reaches the API; a fix
+it forges under another gateway's id is refused by the broker and never reaches the archive.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ async def test_ingest_over_tls_with_acl(broker: Broker, tmp_path: Path, unique_i
     settings = CloudSettings(
         database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'cloud.db'}"),
         mqtt=MqttSettings(
-            host="localhost", port=broker.tls_port, username=CLOUD_USER,
-            password=broker.passwords[CLOUD_USER], client_id=f"cloud-{unique_id}",
+            host="localhost", port=broker.cloud_tls_port, username=CLOUD_USER,
+            password=broker.passwords[CLOUD_USER], client_id=f"hazwatch-cloud:{unique_id}",
             share_group="cloud", tls=TlsSettings(ca_file=ca_file),
         ),
     )  # fmt: skip

@@ -11,10 +11,11 @@ raises :class:`ConfigError` naming the file, the dotted key and the reason. Exam
 
     [mqtt]
     host = "127.0.0.1"
-    port = 8883
+    port = 8884                               # the cloud workers' listener (deploy/mosquitto)
     username = "hazwatch-cloud"
     password = "..."
     share_group = "cloud"                     # MQTT v5 shared subscription across workers
+    client_id = "hazwatch-cloud:1"            # one per worker; ':' so no gateway can have it
     [mqtt.tls]
     ca_file = "/etc/hazwatch/ca.crt"
 
@@ -33,6 +34,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+
+import wire
 
 __all__ = [
     "CloudSettings",
@@ -244,6 +247,14 @@ def settings_from_mapping(
     if share_group is not None and any(c in share_group for c in "/+#"):
         # The group name ends at the first '/': the rest would become the topic filter.
         raise ConfigError(name, "mqtt.share_group", "a group name without '/', '+' or '#'")
+    client_id = settings.mqtt.client_id
+    if client_id is not None and _could_be_a_gateway(client_id):
+        # A gateway's client id is its user name (deploy/mosquitto): a cloud worker's must be
+        # one no gateway can have, or that gateway could knock the worker off the broker.
+        raise ConfigError(
+            name, "mqtt.client_id", f"{client_id!r} could be a gateway's id; use one with ':' "
+            "such as 'hazwatch-cloud:1'"
+        )  # fmt: skip
     tls = settings.mqtt.tls
     if tls is not None and (tls.cert_file is None) != (tls.key_file is None):
         raise ConfigError(name, "mqtt.tls", "cert_file and key_file go together")
@@ -254,6 +265,14 @@ def settings_from_mapping(
         settings.database, url=_resolve_sqlite(url, base_dir), spill_path=spill
     )
     return dataclasses.replace(settings, database=database)
+
+
+def _could_be_a_gateway(client_id: str) -> bool:
+    try:
+        wire.check_gateway_id(client_id)
+    except wire.WireError:
+        return False
+    return True
 
 
 def load_settings(path: str | Path) -> CloudSettings:

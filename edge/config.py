@@ -218,7 +218,9 @@ def _mqtt(section: _Section, gateway_id: str) -> MqttSettings:
         password=_password(section),
         keepalive_s=section.positive("keepalive_s", int, defaults.keepalive_s),
         protocol=_protocol(section),
-        client_id=section.get("client_id", str, f"hazwatch-edge-{gateway_id}"),
+        # The broker makes a gateway's client id its user name anyway (deploy/mosquitto); EMQX
+        # with client-id authentication refuses any other.
+        client_id=section.get("client_id", str, gateway_id),
         batch_items=section.positive("batch_items", int, defaults.batch_items),
         batch_bytes=section.positive("batch_bytes", int, defaults.batch_bytes),
         window=section.positive("window", int, defaults.window),

@@ -249,7 +249,7 @@ class Forwarder:
             mqtt.port,
             username=mqtt.username,
             password=mqtt.password,
-            identifier=mqtt.client_id or f"hazwatch-edge-{self.gateway_id}",
+            identifier=mqtt.client_id or self.gateway_id,
             keepalive=mqtt.keepalive_s,
             will=aiomqtt.Will(status_topic, self._status("offline"), qos=1, retain=True),
             tls_params=tls,

@@ -205,7 +205,7 @@ class Demo:
         opts = self.options
         settings = CloudSettings(
             database=DatabaseSettings(url=f"sqlite+aiosqlite:///{info.database}"),
-            mqtt=MqttSettings(host=opts.host, port=opts.mqtt_port, client_id="hazwatch-demo"),
+            mqtt=MqttSettings(host=opts.host, port=opts.mqtt_port, client_id="hazwatch-cloud:demo"),
             http=HttpSettings(host=opts.host, port=opts.http_port),
         )
         store = await Store.connect(settings.database.url)

@@ -83,7 +83,8 @@ async def serve(
     password: str | None = None,
     tls_context: ssl.SSLContext | None = None,
     keepalive_s: int = 60,
-    session_expiry_s: int = 86_400,
+    session_expiry_s: int = 3600,
+    receive_maximum: int = 400,
     backoff_max_s: float = 3.0,
 ) -> None:
     """Run ``ingest`` against a broker until cancelled, reconnecting with jittered backoff.
@@ -103,6 +104,11 @@ async def serve(
     if v5 and keep:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = session_expiry_s
+    if v5:
+        # Messages are acknowledged after their round: the broker must let a whole round (and
+        # the next one filling up) be in flight. This overrides its max_inflight_messages.
+        properties = properties or Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.ReceiveMaximum = receive_maximum
     delay_s = 0.5
     while True:
         failure: Exception | None = None

@@ -78,6 +78,8 @@ def test_full_file(tmp_path: Path) -> None:
         ("[mqtt]\nenabled = 1\n", "mqtt.enabled", "expected bool"),
         # $share/cloud/eu/hz/v1/# would share "eu/hz/v1/#": the cloud would read nothing.
         ("[mqtt]\nshare_group = 'cloud/eu'\n", "mqtt.share_group", "'/', '+' or '#'"),
+        # A gateway whose user name is the worker's id could knock the worker off the broker.
+        ("[mqtt]\nclient_id = 'hazwatch-cloud-1'\n", "mqtt.client_id", "could be a gateway"),
         ("[mqtt]\nshare_group = '+'\n", "mqtt.share_group", "'/', '+' or '#'"),
         ("[mqtt]\nshare_group = 'a#'\n", "mqtt.share_group", "'/', '+' or '#'"),
         ("database = 3\n", "database", "expected a table"),

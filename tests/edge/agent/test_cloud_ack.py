@@ -40,10 +40,11 @@ async def test_rows_stay_until_the_cloud_acknowledges(tmp_path: Path, unique_id:
         # Every batch was PUBACKed by the broker and delivered, and still nothing is deleted.
         assert agent.buffer.depth >= 500
         first, last = min(broker_only.seqs()), max(broker_only.seqs())
+        before = agent.buffer.depth
         async with aiomqtt.Client("127.0.0.1", 1883) as cloud:
             ack = wire.Ack(gw=unique_id, ts=0, seqs=[(first, last)])
             await cloud.publish(wire.ack_topic(unique_id), wire.encode_ack(ack), qos=1)
-        await _depth_reaches(agent.buffer, agent.buffer.depth - 500)
+        await _depth_reaches(agent.buffer, before - 500)
         assert agent.forwarder is not None
         assert agent.forwarder.counters["items_acked"] >= 500
         assert agent.buffer.cloud_acks_seen

@@ -108,6 +108,8 @@ class Agent:
         await self.stop_event.wait()
         log.info("stopping: ending the sources, then flushing the buffer")
         await _end(source_tasks)
+        if self.forwarder is not None:
+            self.forwarder.stop()
         raise _StopError
 
     def _install_signals(self) -> list[signal.Signals]:
@@ -160,6 +162,7 @@ class Agent:
                 max_age_s=settings.max_age_s,
                 durability=settings.durability,
                 commit_interval_s=settings.commit_interval_s,
+                reserve_bytes=settings.reserve_bytes,
                 clock=self._clock,
             )
             try:

@@ -47,6 +47,8 @@ class BufferSettings:
     commit_interval_s: float = 0.05
     #: routine items held in memory while the file cannot be opened (alarms are all held)
     memory_items: int = 100_000
+    #: largest reserve file kept for a full disk (an eighth of a smaller file system)
+    reserve_bytes: int = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -256,6 +258,7 @@ def _buffer(section: _Section, state_dir: Path | None) -> BufferSettings:
         durability="full" if durability == "full" else "normal",
         commit_interval_s=section.positive("commit_interval_s", float, 0.05),
         memory_items=section.positive("memory_items", int, 100_000),
+        reserve_bytes=int(section.positive("reserve_mb", float, 8.0) * 1024 * 1024),
     )
     section.done()
     return settings

@@ -203,6 +203,7 @@ class Forwarder:
         #: ``"auto"`` fell back to deleting on the PUBACK (an older cloud)
         self.fallback = False
         self._first_puback: float | None = None
+        self._stopping = False
         self.counters: dict[str, int] = {
             "connects": 0,
             "connect_failures": 0,
@@ -216,6 +217,10 @@ class Forwarder:
             "items_resent": 0,
             "ack_fallback": 0,
         }
+
+    def stop(self) -> None:
+        """Say that the cancellation about to come is a stop (call before cancelling ``run``)."""
+        self._stopping = True
 
     async def run(self) -> None:
         """Keep connected and publishing, and put a health item every interval."""
@@ -295,6 +300,10 @@ class Forwarder:
                 self._note_failure(group.exceptions[0])
             except* Exception as group:
                 log.error("forwarder failed; reconnecting", exc_info=group.exceptions[0])
+            if self._stopping:
+                # On Python 3.11 a stop (a cancellation) that lands while the session's task
+                # group is failing is swallowed by the group: do not reconnect, end here.
+                raise asyncio.CancelledError
             if self.connected.is_set() or time.monotonic() - started > 30:
                 attempt = 0
             self.connected.clear()

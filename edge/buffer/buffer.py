@@ -10,6 +10,17 @@ PUBACK; a failed publish :meth:`Buffer.release` s them for the next attempt.
 Two lanes: alarms are never dropped and are always claimed first; routine data is thinned when
 the quota is hit and dropped after ``max_age_s`` (both counted per reason in :attr:`drops`).
 
+The disk may fill before the quota does (a small flash card, another program's logs). The buffer
+keeps a reserve file beside the database (``<file>.reserve``: an eighth of the file system, at
+most ``reserve_bytes``) and keeps at least twice that free, counting free pages inside the
+database, which new rows reuse first: below it, routine data is thinned (counted as
+``disk_full``) and an ``Alarm(level="fault", code="buffer_disk_full")`` is raised, cleared once
+four times the reserve is free again (and a minute has passed). Thinned pages go back to the file
+system (new files use incremental auto-vacuum), so the reserve file is taken again at once. A commit or delete that still meets a full disk gives up
+the reserve file, so that the WAL can be copied into the database and rows deleted, thins, and
+tries once more. Alarms are never thinned; the WAL is checkpointed well before it could outgrow
+the reserve.
+
 All SQLite work runs in one dedicated thread, so the event loop never blocks on the disk. A
 corrupt file is moved aside with an error log line, the buffer continues on a new file and puts
 an ``Alarm(level="fault", code="buffer_corrupt")`` in the alarm lane. A new file starts its
@@ -21,7 +32,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Final, ParamSpec, Self, TypeVar
+from typing import Final, Literal, ParamSpec, Self, TypeVar
 
 import wire
 from edge.buffer.outbox import (
@@ -50,6 +64,19 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 _NO_SEQ: Final = 2**63 - 1
+#: smallest reserve file, and how often the free space is looked at
+_MIN_RESERVE: Final = 64 * 1024
+_DISK_CHECK_S: Final = 1.0
+#: the disk alarm stays raised at least this long (no flapping while space comes and goes)
+_DISK_CLEAR_S: Final = 60.0
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """A full disk (or quota) as SQLite or the operating system reports it."""
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code == sqlite3.SQLITE_FULL or "full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class _Chain:
@@ -103,6 +130,8 @@ class Buffer:
         commit_interval_s: longest time a put item waits for its group commit.
         maintenance_interval_s: how often the age limit is applied.
         thin_window: rows looked at per thinning step.
+        reserve_bytes: largest reserve file kept beside the database for a full disk (an
+            eighth of the file system on a smaller one, at least 64 KiB).
         clock: wall clock in seconds (tests pass their own).
     """
 
@@ -116,6 +145,7 @@ class Buffer:
         commit_interval_s: float = 0.05,
         maintenance_interval_s: float = 60.0,
         thin_window: int = 2000,
+        reserve_bytes: int = 8 * 1024 * 1024,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = path
@@ -157,6 +187,13 @@ class Buffer:
         self.counters: dict[str, int] = {"appended": 0, "acked": 0, "committed": 0}
         self._quota_warned = False
         self._limits_failing = False
+        self.reserve_bytes = reserve_bytes
+        self._reserve = reserve_bytes  # sized to the file system at open
+        self._reserve_path = path.with_name(path.name + ".reserve")
+        #: the disk limits the buffer (its fault alarm is raised), since this monotonic time
+        self.disk_full = False
+        self._disk_full_since = 0.0
+        self._disk_checked = -float("inf")
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -165,13 +202,63 @@ class Buffer:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
+    def _new_outbox(self, first_seq: int) -> Outbox:
+        return Outbox(
+            self.path,
+            durability=self.durability,
+            first_seq=first_seq,
+            wal_autocheckpoint_pages=max(16, self._reserve // 2 // 4096),
+        )
+
     def _open_store(self, first_seq: int) -> tuple[Outbox, Path | None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        total = shutil.disk_usage(self.path.parent).total
+        self._reserve = max(_MIN_RESERVE, min(self.reserve_bytes, total // 8))
         try:
-            return Outbox(self.path, durability=self.durability, first_seq=first_seq), None
+            store, moved = self._new_outbox_on_a_full_disk(first_seq), None
         except OutboxCorruptError as exc:
             moved = move_aside(self.path)
             log.error("buffer file %s is corrupt (%s): moved aside to %s", self.path, exc, moved)
-            return Outbox(self.path, durability=self.durability, first_seq=first_seq), moved
+            store = self._new_outbox(first_seq)
+        self._keep_reserve(store)
+        return store, moved
+
+    def _new_outbox_on_a_full_disk(self, first_seq: int) -> Outbox:
+        """Open the file; on a full disk (the WAL and shared-memory files need room) give up
+        the reserve file and try once more."""
+        try:
+            return self._new_outbox(first_seq)
+        except (sqlite3.OperationalError, OSError) as exc:
+            if not self._reserve_path.exists() or not (
+                is_disk_full(exc) or "disk I/O error" in str(exc)
+            ):
+                raise
+            log.error("buffer: no room to open %s (%s); giving up the reserve", self.path, exc)
+            self._reserve_path.unlink()
+            return self._new_outbox(first_seq)
+
+    def _keep_reserve(self, store: Outbox) -> bool:
+        """Create the reserve file if it is missing and the disk has room (SQLite thread)."""
+        if self._reserve_path.exists():
+            return True
+        free, _ = store.room()
+        if free < 3 * self._reserve:  # and still twice the reserve free once it is made
+            return False
+        try:
+            with self._reserve_path.open("wb") as out:
+                os.posix_fallocate(out.fileno(), 0, self._reserve)
+                os.fsync(out.fileno())
+        except OSError:
+            with contextlib.suppress(OSError):
+                self._reserve_path.unlink()
+            return False
+        return True
+
+    def _give_up_reserve(self, store: Outbox) -> None:
+        """Free the reserve and copy the WAL into the database (SQLite thread)."""
+        with contextlib.suppress(FileNotFoundError):
+            self._reserve_path.unlink()
+        store.checkpoint(truncate=True)
 
     async def open(self) -> None:
         """Open (or create, or replace a corrupt) database file.
@@ -292,13 +379,19 @@ class Buffer:
             self._committing = asyncio.ensure_future(self._commit(rows))
             await asyncio.shield(self._committing)
             self._committing = None
+            await self._watch_disk()
         if self._store.nbytes > self.quota_bytes:
             await self.apply_limits(age=False)
 
     async def _commit(self, rows: list[Row]) -> None:
         assert self._store is not None
         try:
-            await self._call(self._store.append, rows, rows[-1][0] + 1)
+            try:
+                await self._call(self._store.append, rows, rows[-1][0] + 1)
+            except (sqlite3.Error, OSError) as exc:
+                if not is_disk_full(exc) or not await self._make_room(self._rows_bytes(rows)):
+                    raise
+                await self._call(self._store.append, rows, rows[-1][0] + 1)
         except OutboxCorruptError as exc:
             self._pending[:0] = rows
             try:
@@ -315,6 +408,93 @@ class Buffer:
         self.counters["committed"] += len(rows)
         self.committed_seq = rows[-1][0]
         self._ready.set()
+
+    @staticmethod
+    def _rows_bytes(rows: list[Row]) -> int:
+        return sum(len(r[5]) + ROW_OVERHEAD_BYTES for r in rows)
+
+    # -- a full disk -----------------------------------------------------------------------
+
+    async def _make_room(self, needed: int) -> bool:
+        """The disk is full: give up the reserve, checkpoint, thin; return whether it worked.
+
+        Runs under the flush lock or from a commit (which holds it), so no commit interleaves.
+        """
+        store = self._store
+        assert store is not None
+        self.counters["disk_full"] = self.counters.get("disk_full", 0) + 1
+        try:
+            await self._call(self._give_up_reserve, store)
+            await self._thin_for_disk(store, self._reserve + 2 * needed)
+        except (sqlite3.Error, OSError, OutboxCorruptError) as exc:
+            log.error("buffer: no room on the full disk (%s); items wait in memory", exc)
+            return False
+        return True
+
+    async def _thin_for_disk(self, store: Outbox, excess: int) -> None:
+        """Thin routine data by ``excess`` bytes, give the pages back to the file system and
+        take the reserve again if that made room (SQLite thread for the disk work)."""
+        freed = await self._call(
+            store.thin,
+            excess_bytes=excess,
+            window=self.thin_window,
+            spared=self._spared,
+            reason="disk_full",
+        )
+        await self._call(store.give_back)
+        await self._call(self._keep_reserve, store)
+        if not self.disk_full:
+            self.disk_full = True
+            self._disk_full_since = time.monotonic()
+            log.error(
+                "buffer: the disk under %s is full; routine data is thinned (alarms never)",
+                self.path,
+            )
+            self._put_disk_alarm("raise")
+        if freed < excess and not self._quota_warned:
+            log.warning("buffer: the disk is full with alarms only: alarms are never dropped")
+            self._quota_warned = True
+
+    def _put_disk_alarm(self, state: Literal["raise", "clear"]) -> None:
+        self.put(
+            wire.Alarm(
+                seq=0,
+                ts=int(self._clock() * 1000),
+                state=state,
+                level="fault",
+                code="buffer_disk_full",
+                message="the disk under the buffer is full; routine data is thinned"
+                if state == "raise"
+                else "the disk under the buffer has room again",
+            )
+        )
+
+    async def _watch_disk(self) -> None:
+        """Keep twice the reserve free (free pages inside the database count); raise or clear
+        the disk alarm; bring the reserve file back when there is room."""
+        now = time.monotonic()
+        store = self._store
+        if store is None or now - self._disk_checked < _DISK_CHECK_S:
+            return
+        self._disk_checked = now
+        try:
+            free, spare = await self._call(store.room)
+            if free + spare < 2 * self._reserve:
+                await self._thin_for_disk(store, 2 * self._reserve - free - spare)
+            elif (
+                free >= 4 * self._reserve
+                and await self._call(self._keep_reserve, store)
+                and self.disk_full
+                and now - self._disk_full_since >= _DISK_CLEAR_S
+            ):
+                self.disk_full = False
+                log.warning("buffer: the disk has room again")
+                self._put_disk_alarm("clear")
+        except (sqlite3.Error, OSError, OutboxCorruptError) as exc:
+            if is_disk_full(exc):
+                await self._make_room(self._pending_bytes)
+            else:
+                log.warning("buffer: free space not checked (%s)", exc)
 
     def _commit_failed(self, rows: list[Row], exc: Exception) -> None:
         """Keep the rows in memory for the next try (a full disk, an I/O error).
@@ -340,9 +520,7 @@ class Buffer:
         await self._call(old.close)
         moved = await self._call(move_aside, self.path)
         log.error("buffer file %s is corrupt (%s): moved aside to %s", self.path, reason, moved)
-        self._store = await self._call(
-            Outbox, self.path, durability=self.durability, first_seq=self._next_seq
-        )
+        self._store = await self._call(self._new_outbox, self._next_seq)
         for ranges in self._inflight.values():
             ranges.clear()
         self._put_corrupt_alarm(moved)
@@ -532,7 +710,15 @@ class Buffer:
             return 0
         pending, store = list(self._acked), self._store
         try:
-            deleted = await self._call(store.delete_ranges, pending)
+            try:
+                deleted = await self._call(store.delete_ranges, pending)
+            except (sqlite3.Error, OSError) as exc:
+                if not is_disk_full(exc):
+                    raise
+                async with self._flush_lock:
+                    if not await self._make_room(0):
+                        raise
+                deleted = await self._call(store.delete_ranges, pending)
         except (sqlite3.Error, OSError, OutboxCorruptError) as exc:
             if not self._delete_failing:
                 log.error(

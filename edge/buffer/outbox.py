@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -172,20 +174,27 @@ class Outbox:
         OutboxCorruptError: the file exists but is damaged.
     """
 
-    def __init__(self, path: Path, *, durability: Durability, first_seq: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        durability: Durability,
+        first_seq: int,
+        wal_autocheckpoint_pages: int = 1000,
+    ) -> None:
         self.path = path
         self.durability: Durability = durability
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None)
         try:
-            self._setup(durability, first_seq)
+            self._setup(durability, first_seq, wal_autocheckpoint_pages)
         except sqlite3.Error as exc:
             self._db.close()
             if _is_corruption(exc):
                 raise OutboxCorruptError(f"{path}: {exc}") from exc
             raise
 
-    def _setup(self, durability: Durability, first_seq: int) -> None:
+    def _setup(self, durability: Durability, first_seq: int, autocheckpoint: int) -> None:
         db = self._db
         check = db.execute("PRAGMA quick_check(1)").fetchone()
         if check is None or check[0] != "ok":
@@ -193,8 +202,14 @@ class Outbox:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={durability.upper()}")
         db.execute("PRAGMA journal_size_limit=16777216")
+        # The WAL grows to this many pages before it is copied into the database: on a small
+        # disk it must stay well below the space the buffer keeps in reserve (see Buffer).
+        db.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
         # Sent items need no scrubbing, and some builds zero every deleted cell by default.
         db.execute("PRAGMA secure_delete=OFF")
+        # A new file can give freed pages back to the file system (on a full disk); set before
+        # its first table, ignored for an existing file.
+        db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         db.executescript(_SCHEMA)
         # A new file records its first seq at once, so reopening it gives the same number.
         db.execute("INSERT OR IGNORE INTO meta VALUES ('next_seq', ?)", (first_seq,))
@@ -258,29 +273,52 @@ class Outbox:
         self.nbytes += sum(len(r[5]) + ROW_OVERHEAD_BYTES for r in rows)
 
     def sync(self) -> None:
-        """Make every committed transaction durable (one small commit that fsyncs the WAL).
+        """Make every committed transaction durable: fsync the WAL (and the database file).
 
         Under ``normal`` durability commits reach the operating system but not the disk. The
         forwarder calls this before it sends anything committed since the last call, so a power
         cut may lose items never sent but never rolls back a sent one, whose ``seq`` would then
-        be given to a new item that the cloud drops as a duplicate.
+        be given to a new item that the cloud drops as a duplicate. It writes nothing, so it
+        works on a full disk too (a committed frame in a synced WAL survives; a checkpoint
+        syncs the database file itself).
         """
-        with _translated(self.path):
-            self._db.execute("PRAGMA synchronous=FULL")  # WAL mode: fsync at this commit
+        for suffix in ("-wal", ""):
             try:
-                self._transaction()
-                try:
-                    self._write(
-                        "INSERT INTO meta VALUES ('syncs', 1) "
-                        "ON CONFLICT(name) DO UPDATE SET value = value + 1",
-                        [()],
-                    )
-                    self._commit()
-                except BaseException:
-                    self._rollback()
-                    raise
+                fd = os.open(f"{self.path}{suffix}", os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
             finally:
-                self._db.execute(f"PRAGMA synchronous={self.durability.upper()}")
+                os.close(fd)
+
+    def checkpoint(self, *, truncate: bool = False) -> None:
+        """Copy the WAL into the database file (``truncate``: and shrink the WAL to nothing)."""
+        with _translated(self.path):
+            self._db.execute(f"PRAGMA wal_checkpoint({'TRUNCATE' if truncate else 'PASSIVE'})")
+
+    def give_back(self) -> None:
+        """Return the free pages of the file to the file system (files made since auto_vacuum
+        was set; a no-op for older ones), and the WAL that took it."""
+        with _translated(self.path):
+            self._db.execute("PRAGMA incremental_vacuum").fetchall()
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def room(self) -> tuple[int, int]:
+        """Free bytes on the file system, and free pages inside the database (reused first)."""
+        free = shutil.disk_usage(self.path.parent).free
+        with _translated(self.path):
+            (pages,) = self._db.execute("PRAGMA freelist_count").fetchone()
+            (size,) = self._db.execute("PRAGMA page_size").fetchone()
+        return free, int(pages) * int(size)
+
+    def file_bytes(self) -> int:
+        """Bytes the database and its WAL take on disk."""
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(FileNotFoundError):
+                total += os.stat(f"{self.path}{suffix}").st_size
+        return total
 
     def _insert(self, lane: int, rows: Sequence[Row]) -> None:
         """Insert with multi-row statements.
@@ -415,27 +453,31 @@ class Outbox:
             points.append(StopPoint(seq, key, fix.lat, fix.lon, fix.speed_kmh))
         return points
 
-    def thin(self, *, excess_bytes: int, window: int, spared: Spared = ()) -> int:
+    def thin(
+        self, *, excess_bytes: int, window: int, spared: Spared = (), reason: str | None = None
+    ) -> int:
         """Free at least ``excess_bytes`` of routine data, thinning the oldest first.
 
         Rows being sent (``spared``) stay: the broker may already have them, and a drop is
         counted only for an item that never reaches the cloud.
 
+        ``reason`` counts every drop under that name (``disk_full``) instead of the strategy's.
+
         Returns:
             Bytes freed (less than asked only when no other routine data is left).
         """
         with _translated(self.path):
-            return self._thin(excess_bytes, window, spared)
+            return self._thin(excess_bytes, window, spared, reason)
 
-    def _thin(self, excess_bytes: int, window: int, spared: Spared) -> int:
+    def _thin(self, excess_bytes: int, window: int, spared: Spared, reason: str | None) -> int:
         freed = 0
         while freed < excess_bytes:
             fixes = self._stop_points(self._oldest(KIND_CODES["fix"], window, spared))
-            step = self._delete_seqs(thin_stops(fixes), "stop_thinned")
+            step = self._delete_seqs(thin_stops(fixes), reason or "stop_thinned")
             if step == 0:
                 readings = self._oldest(KIND_CODES["reading"], window, spared)
                 step = self._delete_seqs(
-                    thin_readings([(s, k) for s, k, _ in readings]), "reading_thinned"
+                    thin_readings([(s, k) for s, k, _ in readings]), reason or "reading_thinned"
                 )
             if step == 0:
                 condition, params = _unspared(spared)
@@ -443,7 +485,7 @@ class Outbox:
                     f"SELECT seq FROM {_DATA} WHERE {condition} ORDER BY seq LIMIT ?",
                     (*params, max(1, window // 4)),
                 ).fetchall()
-                step = self._delete_seqs([s for (s,) in oldest], "quota_oldest")
+                step = self._delete_seqs([s for (s,) in oldest], reason or "quota_oldest")
             if step == 0:
                 break
             freed += step

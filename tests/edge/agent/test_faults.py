@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -12,6 +13,7 @@ import aiomqtt
 import pytest
 
 import wire
+from edge.agent import Agent
 from tests.edge.agent.collector import Collector
 from tests.edge.agent.helpers import as_root_line, persistent_mosquitto, prefill, running, settings
 from tests.edge.agent.ticker import Ticker
@@ -206,3 +208,25 @@ async def test_the_embedded_broker_is_used_with_mqtt_3_1_1(tmp_path: Path, uniqu
         await collector.wait(lambda: len(collector.seqs()) >= 100)
         assert agent.forwarder is not None
         assert agent.forwarder.protocol == aiomqtt.ProtocolVersion.V311
+
+
+async def test_a_stop_as_the_connection_drops_ends_the_agent(
+    tmp_path: Path, unique_id: str
+) -> None:
+    """On Python 3.11 a cancellation landing while the session's task group fails was
+    swallowed, and the forwarder went on reconnecting for ever: stop hung."""
+    for attempt in range(6):
+        broker = Mosquitto(tmp_path / f"mq{attempt}")
+        with broker.running():
+            config = settings(tmp_path / str(attempt), unique_id, port=broker.port)
+            ticker = Ticker(per_tick=5, tick_s=0.01)
+            agent = Agent(config, [ticker])
+            task = asyncio.create_task(agent.run())
+            async with asyncio.timeout(10):
+                while agent.forwarder is None or not agent.forwarder.connected.is_set():  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+            broker.kill()
+            await asyncio.sleep(attempt * 0.002)
+            agent.stop()
+            async with asyncio.timeout(5):
+                await task

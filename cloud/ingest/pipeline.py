@@ -462,7 +462,7 @@ class Ingest:
         if "rejected" not in unwritten.kinds:
             for gateway_id, seq in refused:
                 acked.setdefault(gateway_id, []).append(seq)
-        return {gw: seqs for gw, seqs in acked.items() if seqs}
+        return {gw: sorted(set(seqs)) for gw, seqs in acked.items() if seqs}
 
     async def _conflicts(
         self, known: dict[str, list[wire.Item]], recv_ms: int, rejects: list[Rejected]

@@ -213,6 +213,11 @@ class Outbox:
         db.executescript(_SCHEMA)
         # A new file records its first seq at once, so reopening it gives the same number.
         db.execute("INSERT OR IGNORE INTO meta VALUES ('next_seq', ?)", (first_seq,))
+        # Kept for good: every seq from it to next_seq - 1 was given out by this file (for a
+        # file older than this record, from the first opening that wrote it).
+        db.execute(
+            "INSERT OR IGNORE INTO meta SELECT 'first_seq', value FROM meta WHERE name='next_seq'"
+        )
         (stored,) = db.execute("SELECT value FROM meta WHERE name='next_seq'").fetchone()
         self.next_seq: int = stored
         self.depth = self.nbytes = 0

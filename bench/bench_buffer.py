@@ -5,9 +5,11 @@ Figures, each the median of several runs with a baseline measured in the same ru
 * append: ``Buffer.put`` (validate, encode, number) with group commits running, until everything
   is committed, for a mix of readings and fixes and for readings only; baseline a bare
   ``sqlite3`` ``executemany`` insert of the same rows already encoded (WAL, synchronous=NORMAL).
-* drain: items acknowledged per second by the real Mosquitto at 127.0.0.1:1883 (a unique
-  gateway id, nobody subscribed); baseline a bare aiomqtt loop publishing the same batch
-  payloads with QoS 1, one at a time.
+* drain: items deleted per second after the cloud's acknowledgement, through the real
+  Mosquitto at 127.0.0.1:1883 (a unique gateway id; a minimal acker in this process plays the
+  cloud: it decodes each batch and acknowledges its seqs at once); also the same deleting on
+  the broker's PUBACK (``delete_on = "broker"``); baseline a bare aiomqtt loop publishing the
+  same batch payloads with QoS 1, one at a time.
 * 1M backlog: seconds to drain one million stored items, and the peak RSS of the draining
   process (a child process that only opens the buffer and drains it).
 
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +39,7 @@ import aiomqtt  # noqa: E402
 
 import wire  # noqa: E402
 from edge.buffer import Buffer  # noqa: E402
-from edge.forward import Forwarder, MqttSettings  # noqa: E402
+from edge.forward import DeleteOn, Forwarder, MqttSettings  # noqa: E402
 
 HOST, PORT = "127.0.0.1", 1883
 NOW_MS = int(time.time() * 1000)
@@ -91,12 +94,40 @@ def sqlite_rate(path: Path, items: list[wire.Item]) -> float:
     return len(rows) / elapsed
 
 
-async def drain(path: Path, gateway_id: str) -> tuple[int, float]:
+@contextlib.asynccontextmanager
+async def acker(gateway_id: str) -> AsyncIterator[None]:
+    """A minimal cloud: acknowledges every batch of ``gateway_id`` as soon as it arrives."""
+    ready = asyncio.Event()
+
+    async def run() -> None:
+        async with aiomqtt.Client(HOST, PORT) as client:
+            for channel in ("data", "alarm"):
+                await client.subscribe(f"hz/v1/{gateway_id}/{channel}", qos=1)
+            ready.set()
+            async for message in client.messages:
+                assert isinstance(message.payload, bytes)
+                seqs = [i.seq for i in wire.decode_batch(message.payload).items]
+                ack = wire.Ack(gw=gateway_id, ts=0, seqs=wire.seq_ranges(seqs))
+                await client.publish(wire.ack_topic(gateway_id), wire.encode_ack(ack), qos=1)
+
+    task = asyncio.create_task(run())
+    await ready.wait()
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def drain(path: Path, gateway_id: str, *, delete_on: DeleteOn = "cloud") -> tuple[int, float]:
     """Drain the buffer at ``path`` into Mosquitto; return (items, seconds)."""
-    async with Buffer(path) as buffer:
+    async with Buffer(path) as buffer, acker(gateway_id):
         total = buffer.depth
         forwarder = Forwarder(
-            buffer, gateway_id=gateway_id, mqtt=MqttSettings(host=HOST, port=PORT)
+            buffer,
+            gateway_id=gateway_id,
+            mqtt=MqttSettings(host=HOST, port=PORT, delete_on=delete_on),
         )
         started = time.perf_counter()
         task = asyncio.create_task(forwarder.run())
@@ -170,14 +201,20 @@ def main() -> int:
             bare = [sqlite_rate(workdir / f"s{case}-{r}.db", items) for r in repeat]
             report(f"append, {name}", ours, "items/s", bare)
 
-        drains, bares = [], []
+        drains: list[float] = []
+        pubacks: list[float] = []
+        bares: list[float] = []
+        modes: tuple[tuple[DeleteOn, list[float]], ...] = (("cloud", drains), ("broker", pubacks))
         for run in range(3):
-            path = workdir / f"d{run}.db"
-            asyncio.run(fill(path, 200_000))
-            count, seconds = asyncio.run(drain(path, f"bench-{uuid.uuid4().hex[:8]}"))
-            drains.append(count / seconds)
+            for delete_on, rates in modes:
+                path = workdir / f"d{run}-{delete_on}.db"
+                asyncio.run(fill(path, 200_000))
+                gateway = f"bench-{uuid.uuid4().hex[:8]}"
+                count, seconds = asyncio.run(drain(path, gateway, delete_on=delete_on))
+                rates.append(count / seconds)
             bares.append(asyncio.run(bare_publish_rate(200_000, f"bench-{uuid.uuid4().hex[:8]}")))
-        report("drain into Mosquitto (QoS 1)", drains, "items/s", bares)
+        report("drain, deleted on the cloud's ack", drains, "items/s", bares)
+        report("drain, deleted on the PUBACK", pubacks, "items/s", bares)
 
         runs = [backlog_run(workdir, args.backlog) for _ in range(2)]
         report(f"{args.backlog:,} backlog drain time", [r["seconds"] for r in runs], "s")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 import msgspec
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
 
 import wire
 from cloud.archive import schema as s
@@ -158,12 +158,19 @@ class Store(StoreOps):
 
     async def asset_owners(self, asset_ids: Collection[str]) -> dict[str, str]:
         """The enterprise of each of these assets that is registered (for ingest checks)."""
+        return await self._owners(s.assets, asset_ids)
+
+    async def site_owners(self, site_ids: Collection[str]) -> dict[str, str]:
+        """The enterprise of each of these sites that is registered (for ingest checks)."""
+        return await self._owners(s.sites, site_ids)
+
+    async def _owners(self, table: Table, object_ids: Collection[str]) -> dict[str, str]:
         owners: dict[str, str] = {}
-        ids = sorted(asset_ids)
+        ids = sorted(object_ids)
         async with self.engine.connect() as conn:
             for start in range(0, len(ids), 500):
-                query = select(s.assets.c.id, s.assets.c.enterprise_id).where(
-                    s.assets.c.id.in_(ids[start : start + 500])
+                query = select(table.c.id, table.c.enterprise_id).where(
+                    table.c.id.in_(ids[start : start + 500])
                 )
                 owners.update({row.id: row.enterprise_id for row in await conn.execute(query)})
         return owners

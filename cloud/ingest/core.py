@@ -66,7 +66,7 @@ def classify(
     recv_ms: int,
     future_tolerance_ms: int,
     latest_fix_ms: Mapping[str, int],
-    latest_reading_ms: Mapping[tuple[str, str], int],
+    latest_reading_ms: Mapping[tuple[str, str, str], int],
 ) -> Accepted:
     """Sort accepted items by kind, mark late and future ones and order fixes per asset.
 
@@ -75,7 +75,7 @@ def classify(
         recv_ms: receive time of this round.
         future_tolerance_ms: observation times further ahead than this are flagged future.
         latest_fix_ms: newest known observation time per asset (live state); an older fix is late.
-        latest_reading_ms: same per ``(site, point)``.
+        latest_reading_ms: same per ``(enterprise, site, point)``.
     """
     out = Accepted(recv_ms=recv_ms)
     for gw, tenant, item in items:
@@ -84,7 +84,7 @@ def classify(
             late = item.ts < latest_fix_ms.get(item.asset, -1)
             out.fixes.append(Received(item, gw, tenant, recv_ms, late=late, future=future))
         elif isinstance(item, wire.Reading):
-            late = item.ts < latest_reading_ms.get((item.site, item.point), -1)
+            late = item.ts < latest_reading_ms.get((tenant, item.site, item.point), -1)
             out.readings.append(Received(item, gw, tenant, recv_ms, late=late, future=future))
         elif isinstance(item, wire.Vessel):
             out.vessels.append(Received(item, gw, tenant, recv_ms, future=future))

@@ -117,9 +117,15 @@ class Ingest:
         self.counters: collections.Counter[str] = collections.Counter()
         self.rejected: collections.deque[Rejected] = collections.deque(maxlen=reject_ring)
         self._gateways: dict[str, tuple[str, float]] = {}
-        # asset id -> (its enterprise, or None when not registered; expiry on the monotonic clock)
-        self._asset_owners: dict[str, tuple[str | None, float]] = {}
-        self._reading_ms: dict[tuple[str, str], int] = {}
+        # "asset"/"site" -> id -> (its enterprise, or None when not registered; expiry on the
+        # monotonic clock)
+        self._owner_cache: dict[str, dict[str, tuple[str | None, float]]] = {
+            "asset": {},
+            "site": {},
+        }
+        # (enterprise, site, point) -> newest reading time: another tenant's readings of a
+        # site with the same id never make this tenant's look late
+        self._reading_ms: dict[tuple[str, str, str], int] = {}
         self._logged_at = time.monotonic()
         self._logged: collections.Counter[str] = collections.Counter()
         # Counts of the round in progress, published to ``counters`` once its work is done.
@@ -174,7 +180,7 @@ class Ingest:
                 fills.setdefault(gateway_id, []).extend(i.seq for i in fresh)
             items += [(gateway_id, enterprise_id, item) for item in fresh]
         refused: list[tuple[str, int]] = []
-        items = await self._own_assets_only(items, recv_ms, rejects, refused)
+        items = await self._owned_only(items, recv_ms, rejects, refused)
         refused += await self._conflicts(known, recv_ms, rejects)
         accepted = await self._classify(items, recv_ms)
         accepted.gaps = gaps
@@ -280,7 +286,8 @@ class Ingest:
         if version != self._registry_version:
             if self._registry_version is not None:
                 self._gateways.clear()
-                self._asset_owners.clear()
+                for cache in self._owner_cache.values():
+                    cache.clear()
             self._registry_version = version
 
     def forget_gateway(self, gateway_id: str) -> None:
@@ -289,7 +296,11 @@ class Ingest:
 
     def forget_asset(self, asset_id: str) -> None:
         """Drop the cached enterprise of an asset (call after registering, moving or deleting it)."""
-        self._asset_owners.pop(asset_id, None)
+        self._owner_cache["asset"].pop(asset_id, None)
+
+    def forget_site(self, site_id: str) -> None:
+        """Drop the cached enterprise of a site (call after registering, moving or deleting it)."""
+        self._owner_cache["site"].pop(site_id, None)
 
     # -- stages -----------------------------------------------------------------------------
 
@@ -561,68 +572,81 @@ class Ingest:
                 )
         return gaps, fills
 
-    async def _own_assets_only(
+    async def _owned_only(
         self,
         items: list[tuple[str, str, wire.Item]],
         recv_ms: int,
         rejects: list[Rejected],
         refused: list[tuple[str, int]],
     ) -> list[tuple[str, str, wire.Item]]:
-        """Refuse fixes of an asset registered to another enterprise than the gateway's.
+        """Refuse items about an asset or a site registered to another enterprise.
 
-        A misconfigured or rogue gateway must not move another tenant's truck on the map or in
-        its track. Unregistered assets (vessels a shore station hears) pass. If the registry
-        cannot be read the fixes pass too, counted as ``registry_error.assets``.
+        A misconfigured or rogue gateway must not move another tenant's truck on the map, nor
+        make a site's real readings look late or raise alarms on it. Unregistered assets and
+        sites (vessels a shore station hears) pass. The check fails closed: when the registry
+        cannot be read, the items that need it are held back (``held.registry_error``), neither
+        accepted nor acknowledged, and the gateway sends them again.
         """
-        fixes = {i.asset for _, _, i in items if isinstance(i, wire.Fix)}
-        if not fixes:
+        wanted: dict[str, set[str]] = {"asset": set(), "site": set()}
+        for _, _, item in items:
+            for kind, object_id in _subjects(item):
+                wanted[kind].add(object_id)
+        if not wanted["asset"] and not wanted["site"]:
             return items
         try:
-            owners = await self._owners(fixes)
+            owners = {kind: await self._owners(kind, ids) for kind, ids in wanted.items()}
         except Exception:
-            self._pending["registry_error.assets"] += 1
-            log.exception("asset registry lookup failed; fixes accepted unchecked")
-            return items
+            log.exception("registry lookup failed; items that need it are held back")
+            kept = [entry for entry in items if not _subjects(entry[2])]
+            self._pending["held.registry_error"] += len(items) - len(kept)
+            return kept
         kept = []
         for gateway_id, enterprise_id, item in items:
-            owner = owners.get(item.asset) if isinstance(item, wire.Fix) else None
-            if owner is None or owner == enterprise_id:
+            foreign = [
+                (kind, object_id)
+                for kind, object_id in _subjects(item)
+                if owners[kind].get(object_id) not in (None, enterprise_id)
+            ]
+            if not foreign:
                 kept.append((gateway_id, enterprise_id, item))
                 continue
-            assert isinstance(item, wire.Fix)
+            kind, object_id = foreign[0]
             refused.append((gateway_id, item.seq))
+            topic = wire.alarm_topic if isinstance(item, wire.Alarm) else wire.data_topic
             rejects.append(
                 _rejected(
                     recv_ms,
-                    "foreign_asset",
-                    f"asset {item.asset!r} is registered to another enterprise",
-                    wire.data_topic(gateway_id),
+                    f"foreign_{kind}",
+                    f"{kind} {object_id!r} is registered to another enterprise",
+                    topic(gateway_id),
                     gateway_id,
-                    wire.encode_item(item),
-                    "asset",
+                    wire.encode_item(item, validate=False),
+                    kind,
                 )
             )
         return kept
 
-    async def _owners(self, asset_ids: set[str]) -> dict[str, str | None]:
+    async def _owners(self, kind: str, object_ids: set[str]) -> dict[str, str | None]:
+        cache = self._owner_cache[kind]
         now = time.monotonic()
         found: dict[str, str | None] = {}
         missing = []
-        for asset_id in asset_ids:
-            cached = self._asset_owners.get(asset_id)
+        for object_id in object_ids:
+            cached = cache.get(object_id)
             if cached is not None and cached[1] > now:
-                found[asset_id] = cached[0]
+                found[object_id] = cached[0]
             else:
-                missing.append(asset_id)
+                missing.append(object_id)
         if missing:
             store = self.store
-            looked = await retried(self, "registry_retry", lambda: store.asset_owners(missing))
+            lookup = store.asset_owners if kind == "asset" else store.site_owners
+            looked = await retried(self, "registry_retry", lambda: lookup(missing))
             expiry = now + self.gateway_ttl_s
-            if len(self._asset_owners) > 100_000:
-                self._asset_owners.clear()
-            for asset_id in missing:
-                found[asset_id] = looked.get(asset_id)
-                self._asset_owners[asset_id] = (found[asset_id], expiry)
+            if len(cache) > 100_000:
+                cache.clear()
+            for object_id in missing:
+                found[object_id] = looked.get(object_id)
+                cache[object_id] = (found[object_id], expiry)
         return found
 
     async def _classify(self, items: list[tuple[str, str, wire.Item]], recv_ms: int) -> Accepted:
@@ -637,7 +661,7 @@ class Ingest:
         )
         for rec in accepted.readings:
             if not rec.late and not rec.future:
-                self._reading_ms[(rec.item.site, rec.item.point)] = rec.item.ts
+                self._reading_ms[(rec.enterprise_id, rec.item.site, rec.item.point)] = rec.item.ts
         return accepted
 
     def _count(self, accepted: Accepted) -> None:
@@ -792,3 +816,19 @@ def _same_observation(kept: wire.Fix | wire.Reading, item: wire.Fix | wire.Readi
             item.value,
         )
     return False
+
+
+def _subjects(item: wire.Item) -> list[tuple[str, str]]:
+    """The registered objects an item speaks about: ``("asset", id)``, ``("site", id)``."""
+    if isinstance(item, wire.Fix):
+        return [("asset", item.asset)]
+    if isinstance(item, wire.Reading):
+        return [("site", item.site)]
+    if isinstance(item, wire.Alarm):
+        subjects = []
+        if item.asset is not None:
+            subjects.append(("asset", item.asset))
+        if item.site is not None:
+            subjects.append(("site", item.site))
+        return subjects
+    return []

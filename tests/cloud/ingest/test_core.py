@@ -44,7 +44,7 @@ def test_classify_marks_and_orders() -> None:
         recv_ms=t + 1000,
         future_tolerance_ms=60_000,
         latest_fix_ms={"a": t + 15, "b": t},
-        latest_reading_ms={("s", "p"): t},
+        latest_reading_ms={("e", "s", "p"): t},
     )
     assert [(r.item.asset, r.item.seq, r.late, r.future) for r in out.fixes] == [
         ("a", 2, True, False),

@@ -1,14 +1,23 @@
 """Enterprises, gateways (with live status and buffer health), assets (with latest state),
-sites, points and readings."""
+sites, points and readings.
+
+Ids of gateways, assets and sites are global (devices use them on the wire), so a caller who
+could choose one would learn whether another tenant uses it. Only an admin (who sees every
+tenant anyway) chooses ids; everyone else gets one made by the server in the answer, and
+changes an object with ``PUT`` on its id. Gateways are provisioned by an admin or by the
+regulator of the enterprise's region, never by a dispatcher: a gateway's data goes to its
+enterprise, so whoever registers it decides whose data that is.
+"""
 
 from __future__ import annotations
 
 import itertools
 import logging
+import secrets
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import Field, model_validator
 
 from cloud.api import schemas as out
@@ -44,18 +53,24 @@ class EnterpriseIn(Body):
     region: str = Field(pattern=r"^[1-9][0-9]{5}$", description="GB/T 2260 code, e.g. 320281")
 
 
-class GatewayIn(Body):
-    """A new gateway; its id is the MQTT username and topic level."""
+_ID_CHOSEN = "only an admin chooses an id; leave it out and the server makes one"
 
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+class GatewayIn(Body):
+    """A new gateway; its id is the MQTT username and topic level (made by the server unless an
+    admin gives one)."""
+
+    id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$", description=_ID_CHOSEN
+    )
     enterprise_id: str | None = None
-    name: str = ""
+    name: str = Field(default="", max_length=256)
 
 
 class AssetIn(Body):
-    """A new moving asset."""
+    """A new moving asset (its id made by the server unless an admin gives one)."""
 
-    id: str = _ID
+    id: str | None = Field(default=None, min_length=1, max_length=128, description=_ID_CHOSEN)
     enterprise_id: str | None = None
     asset_class: str = Field(pattern=r"^(hazmat_truck|school_bus|coach|fishing_vessel|other)$")
     plate: str | None = Field(default=None, max_length=64)
@@ -64,9 +79,10 @@ class AssetIn(Body):
 
 
 class SiteIn(Body):
-    """A new site (tank farm); its position is given in ``crs``."""
+    """A new site (tank farm); its position is given in ``crs`` (its id made by the server
+    unless an admin gives one)."""
 
-    id: str = _ID
+    id: str | None = Field(default=None, min_length=1, max_length=128, description=_ID_CHOSEN)
     enterprise_id: str | None = None
     name: str = Field(min_length=1)
     lat: float = Field(ge=-90, le=90)
@@ -97,10 +113,24 @@ class PointIn(Body):
         return self
 
 
-async def _guard_id(existing: Any, scope: Scope, what: str, object_id: str) -> None:
-    """Refuse to replace another tenant's object (409 without its data)."""
-    if existing is not None and not scope.allows(existing.enterprise_id):
-        bad_request(f"{what} id {object_id!r} is already in use", code=status.HTTP_409_CONFLICT)
+def _object_id(scope: Scope, given: str | None, kind: str) -> str:
+    """The id of a new object: the admin's choice, or one made by the server."""
+    if given is None:
+        return f"{kind}-{secrets.token_hex(6)}"
+    if not scope.is_admin:
+        bad_request(
+            [{"loc": ["body", "id"], "msg": _ID_CHOSEN, "type": "value_error"}],
+        )
+    return given
+
+
+def _provisioner(scope: Scope) -> None:
+    """Gateways are provisioned by an admin or a regulator (of the enterprise's region)."""
+    if scope.role not in ("admin", "regulator"):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail="gateways are provisioned by an admin or the regulator of the region",
+        )
 
 
 async def _put(coro: Any) -> None:
@@ -165,6 +195,8 @@ async def _gateway_views(services: ServicesDep, gateways: list[Gateway]) -> list
     for gw in gateways:
         view: dict[str, Any] = msgspec.to_builtins(gw)
         known = live.get(gw.id)
+        if known is not None and known.enterprise_id != gw.enterprise_id:
+            known = None  # what the gateway did for a previous owner is not shown
         view["state"] = known.state if known else "unknown"
         view["status_ms"] = known.status_ms if known else None
         view["last_seen_ms"] = known.last_seen_ms if known else None
@@ -204,28 +236,48 @@ async def get_gateway(gateway_id: str, services: ServicesDep, scope: CallerScope
     tags=["registry"],
     status_code=status.HTTP_201_CREATED,
     response_model=out.GatewayOut,
-    responses=out.errors(404, 409),
+    responses=out.errors(403, 404, 409),
 )
 async def create_gateway(
     body: GatewayIn, services: ServicesDep, scope: CallerScope
 ) -> JsonResponse:
-    """Register a gateway for an enterprise in scope."""
+    """Provision a gateway for an enterprise in scope (admin, or the region's regulator).
+
+    Its id is made by the server unless an admin gives one; give the gateway that id as its
+    MQTT user name.
+    """
+    _provisioner(scope)
     enterprise_id = owned_by(scope, body.enterprise_id, "a gateway")
-    await _guard_id(await services.store.get_gateway(body.id), scope, "gateway", body.id)
-    gateway = Gateway(id=body.id, enterprise_id=enterprise_id, name=body.name)
+    gateway_id = _object_id(scope, body.id, "gw")
+    previous = await services.store.get_gateway(gateway_id)
+    gateway = Gateway(id=gateway_id, enterprise_id=enterprise_id, name=body.name)
     await _put(services.store.put_gateway(gateway))
+    if previous is None or previous.enterprise_id != enterprise_id:
+        await _gateway_changed_hands(services, gateway_id)
     await _registry_changed(services, gateway_id=gateway.id)
     return JsonResponse(gateway, status_code=status.HTTP_201_CREATED)
 
 
 @router.delete(
-    "/gateways/{gateway_id}", tags=["registry"], status_code=204, responses=out.errors(404)
+    "/gateways/{gateway_id}", tags=["registry"], status_code=204, responses=out.errors(403, 404)
 )
 async def delete_gateway(gateway_id: str, services: ServicesDep, scope: CallerScope) -> None:
-    """Remove a gateway in scope."""
+    """Remove a gateway in scope (admin, or the region's regulator)."""
+    if await services.store.get_gateway(gateway_id, enterprise_ids=scope.enterprise_ids) is None:
+        not_found("gateway", gateway_id)  # another tenant's: 404 whoever asks
+    _provisioner(scope)
     if not await services.store.delete_gateway(gateway_id, enterprise_ids=scope.enterprise_ids):
         not_found("gateway", gateway_id)
+    await _gateway_changed_hands(services, gateway_id)
     await _registry_changed(services, gateway_id=gateway_id)
+
+
+async def _gateway_changed_hands(services: ServicesDep, gateway_id: str) -> None:
+    """Forget what the live state knows of a gateway (a reused id starts blank)."""
+    try:
+        await services.live.forget_gateway(gateway_id)
+    except Exception:  # views check the owner too; this only tidies up
+        log.warning("live state of gateway %s not cleared", gateway_id, exc_info=True)
 
 
 async def _registry_changed(
@@ -314,15 +366,42 @@ async def get_asset(
     responses=out.errors(404, 409),
 )
 async def create_asset(body: AssetIn, services: ServicesDep, scope: CallerScope) -> JsonResponse:
-    """Register or update an asset of an enterprise in scope."""
+    """Register an asset of an enterprise in scope (its id made by the server unless an admin
+    gives one: an admin's existing id is replaced)."""
     enterprise_id = owned_by(scope, body.enterprise_id, "an asset")
-    await _guard_id(await services.store.get_asset(body.id), scope, "asset", body.id)
-    asset = msgspec.convert(
-        {**body.model_dump(exclude_none=True), "enterprise_id": enterprise_id}, Asset
-    )
+    asset_id = _object_id(scope, body.id, "asset")
+    return await _save_asset(services, body, asset_id, enterprise_id, status.HTTP_201_CREATED)
+
+
+@router.put(
+    "/assets/{asset_id}",
+    tags=["assets"],
+    response_model=out.AssetOut,
+    responses=out.errors(404, 409),
+)
+async def update_asset(
+    asset_id: str, body: AssetIn, services: ServicesDep, scope: CallerScope
+) -> JsonResponse:
+    """Change an asset in scope (class, plate, MMSI, name; an admin may move it)."""
+    found = await services.store.get_asset(asset_id, enterprise_ids=scope.enterprise_ids)
+    if found is None:
+        not_found("asset", asset_id)
+    if body.id not in (None, asset_id):
+        bad_request(
+            [{"loc": ["body", "id"], "msg": "differs from the path", "type": "value_error"}]
+        )
+    enterprise_id = owned_by(scope, body.enterprise_id or found.enterprise_id, "an asset")
+    return await _save_asset(services, body, asset_id, enterprise_id, status.HTTP_200_OK)
+
+
+async def _save_asset(
+    services: ServicesDep, body: AssetIn, asset_id: str, enterprise_id: str, code: int
+) -> JsonResponse:
+    fields = body.model_dump(exclude_none=True)
+    asset = msgspec.convert({**fields, "id": asset_id, "enterprise_id": enterprise_id}, Asset)
     await _put(services.store.put_asset(asset))
     await _registry_changed(services, asset_id=asset.id)  # its fixes: checked for the new owner
-    return JsonResponse(asset, status_code=status.HTTP_201_CREATED)
+    return JsonResponse(asset, status_code=code)
 
 
 @router.delete("/assets/{asset_id}", tags=["assets"], status_code=204, responses=out.errors(404))
@@ -389,13 +468,49 @@ async def get_site(
 async def create_site(
     body: SiteIn, services: ServicesDep, scope: CallerScope, crs: CrsParam = "wgs84"
 ) -> JsonResponse:
-    """Register or update a site of an enterprise in scope (position given in ``crs``)."""
+    """Register a site of an enterprise in scope (position given in ``crs``; its id made by the
+    server unless an admin gives one)."""
     enterprise_id = owned_by(scope, body.enterprise_id, "a site")
-    await _guard_id(await services.store.get_site(body.id), scope, "site", body.id)
+    site_id = _object_id(scope, body.id, "site")
+    return await _save_site(services, body, site_id, enterprise_id, crs, status.HTTP_201_CREATED)
+
+
+@router.put(
+    "/sites/{site_id}",
+    tags=["sites"],
+    response_model=out.SiteOut,
+    responses=out.errors(404, 409),
+)
+async def update_site(
+    site_id: str,
+    body: SiteIn,
+    services: ServicesDep,
+    scope: CallerScope,
+    crs: CrsParam = "wgs84",
+) -> JsonResponse:
+    """Change a site in scope (name, position in ``crs``; an admin may move it)."""
+    found = await _site(services, scope, site_id)
+    if body.id not in (None, site_id):
+        bad_request(
+            [{"loc": ["body", "id"], "msg": "differs from the path", "type": "value_error"}]
+        )
+    enterprise_id = owned_by(scope, body.enterprise_id or found.enterprise_id, "a site")
+    return await _save_site(services, body, site_id, enterprise_id, crs, status.HTTP_200_OK)
+
+
+async def _save_site(
+    services: ServicesDep, body: SiteIn, site_id: str, enterprise_id: str, crs: Crs, code: int
+) -> JsonResponse:
     lon, lat = convert(body.lon, body.lat, src=crs, dst="wgs84")
-    site = Site(id=body.id, enterprise_id=enterprise_id, name=body.name, lat=lat, lon=lon)
+    site = Site(id=site_id, enterprise_id=enterprise_id, name=body.name, lat=lat, lon=lon)
     await _put(services.store.put_site(site))
-    return JsonResponse(_site_view(site, crs), status_code=status.HTTP_201_CREATED)
+    if services.ingest is not None:
+        services.ingest.forget_site(site_id)
+    try:
+        await services.live.bump_registry_version()
+    except Exception:
+        log.warning("registry version not increased", exc_info=True)
+    return JsonResponse(_site_view(site, crs), status_code=code)
 
 
 @router.delete("/sites/{site_id}", tags=["sites"], status_code=204, responses=out.errors(404))
@@ -403,6 +518,8 @@ async def delete_site(site_id: str, services: ServicesDep, scope: CallerScope) -
     """Remove a site in scope and its points."""
     if not await services.store.delete_site(site_id, enterprise_ids=scope.enterprise_ids):
         not_found("site", site_id)
+    if services.ingest is not None:
+        services.ingest.forget_site(site_id)
 
 
 @router.get(

@@ -119,6 +119,9 @@ class MemoryLiveState:
             old, **{k: v for k, v in changes.items() if v is not None}
         )
 
+    async def forget_gateway(self, gateway_id: str) -> None:
+        self._gateways.pop(gateway_id, None)
+
     async def gateways(self, gateway_ids: Collection[str]) -> dict[str, GatewayLive]:
         return {g: self._gateways[g] for g in gateway_ids if g in self._gateways}
 

@@ -87,6 +87,10 @@ class LiveState(SeqLedger, Protocol):
         """Update what is known of a gateway; ``None`` arguments leave fields unchanged."""
         ...
 
+    async def forget_gateway(self, gateway_id: str) -> None:
+        """Drop what is known of a gateway (it was deleted or changed hands)."""
+        ...
+
     async def gateways(self, gateway_ids: Collection[str]) -> dict[str, GatewayLive]:
         """Live knowledge of each gateway that has any."""
         ...

@@ -217,6 +217,9 @@ class RedisLiveState:
         if mapping:
             await self.client.hset(self._k("gw", gateway_id), mapping=mapping)  # type: ignore[arg-type]
 
+    async def forget_gateway(self, gateway_id: str) -> None:
+        await self.client.delete(self._k("gw", gateway_id))
+
     async def gateways(self, gateway_ids: Collection[str]) -> dict[str, GatewayLive]:
         ids = list(gateway_ids)
         async with self.client.pipeline(transaction=False) as pipe:

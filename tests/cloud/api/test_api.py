@@ -131,12 +131,23 @@ async def test_gateways_with_status_and_health(world: World) -> None:
     gw = gateways[0]
     assert (gw["id"], gw["state"], gw["last_seen_ms"]) == ("gw-sz", "online", NOW_MS)
     assert gw["health"]["buffer_depth"] == 7
-    created = await world.send("POST", "disp-sz", "/gateways", {"id": "gw-sz-2"})
+    # Gateways are provisioned by the region's regulator (or an admin), ids made by the server.
+    refused = await world.send("POST", "disp-sz", "/gateways", {})
+    assert refused.status_code == 403
+    created = await world.send("POST", "reg-sz", "/gateways", {"enterprise_id": "ent-sz"})
     assert created.status_code == 201
     assert created.json()["enterprise_id"] == "ent-sz"
-    fresh = (await world.get("disp-sz", "/gateways/gw-sz-2")).json()
+    new_id = created.json()["id"]
+    fresh = (await world.get("disp-sz", f"/gateways/{new_id}")).json()
     assert (fresh["state"], fresh["health"]) == ("unknown", None)
-    assert (await world.send("POST", "disp-sz", "/gateways", {"id": "bad/id"})).status_code == 422
+    chosen = await world.send(
+        "POST", "reg-sz", "/gateways", {"id": "gw-x", "enterprise_id": "ent-sz"}
+    )
+    assert chosen.status_code == 422, "only an admin chooses an id"
+    bad = await world.send(
+        "POST", "admin", "/gateways", {"id": "bad/id", "enterprise_id": "ent-sz"}
+    )
+    assert bad.status_code == 422
 
 
 async def test_sites_points_readings(world: World) -> None:
@@ -158,28 +169,37 @@ async def test_sites_points_readings(world: World) -> None:
     assert too_long.status_code == 422
     readings = (await world.get("disp-jy", "/sites/site-jy/points/LT01/readings", **WINDOW)).json()
     assert [r["value"] for r in readings] == [1.5, 2.5, 3.5, 4.5, 5.5]
-    body = {"id": "site-new", "name": "Depot", "lat": 31.6, "lon": 120.4}
+    body = {"name": "Depot", "lat": 31.6, "lon": 120.4}
     created = await world.send("POST", "disp-jy", "/sites", body, crs="gcj02")
     assert created.status_code == 201
-    stored = await world.store.get_site("site-new")
+    site_id = created.json()["id"]
+    stored = await world.store.get_site(site_id)
     assert stored is not None
     assert convert(stored.lon, stored.lat, src="wgs84", dst="gcj02") == pytest.approx(
         (120.4, 31.6), abs=1e-8
     )
-    assert (await world.send("DELETE", "disp-jy", "/sites/site-new")).status_code == 204
+    renamed = await world.send("PUT", "disp-jy", f"/sites/{site_id}", {**body, "name": "Depot 2"})
+    assert (renamed.status_code, renamed.json()["name"]) == (200, "Depot 2")
+    assert (await world.send("DELETE", "disp-jy", f"/sites/{site_id}")).status_code == 204
 
 
 async def test_registry_writes(world: World) -> None:
-    asset = {"id": "bus-1", "asset_class": "school_bus", "plate": "SB-1"}
+    asset = {"asset_class": "school_bus", "plate": "SB-1"}
     created = await world.send("POST", "disp-jy", "/assets", asset)
     assert created.status_code == 201
     assert created.json()["enterprise_id"] == "ent-jy"
+    bus = created.json()["id"]
     bad = await world.send("POST", "disp-jy", "/assets", {**asset, "asset_class": "tank"})
     assert bad.status_code == 422
     needs_enterprise = await world.send("POST", "reg-wuxi", "/assets", asset)
     assert needs_enterprise.status_code == 422
-    assert (await world.send("DELETE", "disp-jy", "/assets/bus-1")).status_code == 204
-    assert (await world.get("disp-jy", "/assets/bus-1")).status_code == 404
+    chosen = await world.send("POST", "disp-jy", "/assets", {**asset, "id": "bus-1"})
+    assert chosen.status_code == 422, "only an admin chooses an id"
+    replated = await world.send("PUT", "disp-jy", f"/assets/{bus}", {**asset, "plate": "SB-2"})
+    assert (replated.status_code, replated.json()["plate"]) == (200, "SB-2")
+    assert (await world.send("DELETE", "disp-jy", f"/assets/{bus}")).status_code == 204
+    assert (await world.get("disp-jy", f"/assets/{bus}")).status_code == 404
+    assert (await world.send("PUT", "disp-jy", f"/assets/{bus}", asset)).status_code == 404
 
 
 async def test_openapi_and_docs(world: World) -> None:

@@ -91,3 +91,23 @@ async def test_another_worker_learns_of_the_move_through_the_registry_version(
     window = {"start_ms": now - 10_000, "end_ms": now + 10_000}
     track = await world.get("disp-lx", "/assets/truck-far/track", **window)
     assert track.json()["properties"]["times_ms"] == [now - 1000], "not ent-jy's cached owner"
+
+
+async def test_a_reused_gateway_id_shows_nothing_of_its_previous_owner(world: World) -> None:
+    """gw-jy reported health (buffer depth 7) for ent-jy; deleted and provisioned again for
+    ent-sz, its new owner sees a blank gateway, not ent-jy's figures."""
+    before = (await world.get("disp-jy", "/gateways/gw-jy")).json()
+    assert before["health"]["buffer_depth"] == 7
+    assert (await world.send("DELETE", "admin", "/gateways/gw-jy")).status_code == 204
+    again = await world.send(
+        "POST", "admin", "/gateways", {"id": "gw-jy", "enterprise_id": "ent-sz"}
+    )
+    assert again.status_code == 201, again.text
+    fresh = (await world.get("disp-sz", "/gateways/gw-jy")).json()
+    assert (fresh["state"], fresh["last_seen_ms"], fresh["health"]) == ("unknown", None, None)
+    # Moved without a delete, its live state is cleared too.
+    moved = await world.send(
+        "POST", "admin", "/gateways", {"id": "gw-lx", "enterprise_id": "ent-sz"}
+    )
+    assert moved.status_code == 201
+    assert (await world.get("disp-sz", "/gateways/gw-lx")).json()["health"] is None

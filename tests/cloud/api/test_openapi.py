@@ -191,12 +191,17 @@ async def test_assets_with_latest(any_world: World) -> None:
     one = await _checked(any_world, "disp-jy", "/assets/truck-jy", "/assets/{asset_id}")
     assert isinstance(one, out.AssetView)
     created = await any_world.send(
-        "POST", "disp-jy", "/assets", {"id": "bus-9", "asset_class": "school_bus", "mmsi": 7}
+        "POST", "disp-jy", "/assets", {"asset_class": "school_bus", "mmsi": 7}
     )
     assert created.status_code == 201, created.text
     conforms(_route_model("POST", "/assets"), created.json())
-    fresh = await _checked(any_world, "disp-jy", "/assets/bus-9", "/assets/{asset_id}")
+    bus = created.json()["id"]
+    fresh = await _checked(any_world, "disp-jy", f"/assets/{bus}", "/assets/{asset_id}")
     assert fresh.latest is None
+    changed = await any_world.send(
+        "PUT", "disp-jy", f"/assets/{bus}", {"asset_class": "school_bus", "mmsi": 8}
+    )
+    conforms(_route_model("PUT", "/assets/{asset_id}"), changed.json())
 
 
 async def test_track_as_geojson(any_world: World) -> None:
@@ -293,7 +298,9 @@ async def test_gateways(any_world: World) -> None:
     assert [g.id for g in gateways] == ["gw-jy", "gw-lx", "gw-sz"]
     assert gateways[0].health is not None
     assert gateways[0].health.buffer_depth == 7
-    created = await any_world.send("POST", "disp-sz", "/gateways", {"id": "gw-new"})
+    created = await any_world.send(
+        "POST", "admin", "/gateways", {"id": "gw-new", "enterprise_id": "ent-sz"}
+    )
     assert created.status_code == 201, created.text
     conforms(_route_model("POST", "/gateways"), created.json())
     fresh = await _checked(any_world, "disp-sz", "/gateways/gw-new", "/gateways/{gateway_id}")
@@ -368,10 +375,17 @@ async def test_registry_sites_and_service(any_world: World) -> None:
     )  # fmt: skip
     assert len(readings) == 5
     made = await any_world.send(
-        "POST", "disp-jy", "/sites", {"id": "s2", "name": "Depot", "lat": 31.6, "lon": 120.4}
+        "POST", "disp-jy", "/sites", {"name": "Depot", "lat": 31.6, "lon": 120.4}
     )
     assert made.status_code == 201, made.text
     conforms(_route_model("POST", "/sites"), made.json())
+    moved = await any_world.send(
+        "PUT",
+        "disp-jy",
+        f"/sites/{made.json()['id']}",
+        {"name": "Depot", "lat": 31.7, "lon": 120.4},
+    )
+    conforms(_route_model("PUT", "/sites/{site_id}"), moved.json())
     vessel = wire.Vessel(seq=1, ts=NOW_MS, mmsi=412000001, name="MIN YU 1", ship_type=30)
     await any_world.store.insert_vessels(
         [Received(item=vessel, gateway_id="gw-sz", enterprise_id="ent-sz", recv_ms=NOW_MS)]

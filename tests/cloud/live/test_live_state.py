@@ -93,6 +93,8 @@ async def test_gateway_fields_merge(live: LiveState) -> None:
     )
     assert got.health == health
     assert "g2" not in await live.gateways(["g2"])
+    await live.forget_gateway("g1")  # deleted or changed hands: a reused id starts blank
+    assert await live.gateways(["g1"]) == {}
 
 
 async def test_seq_ledger_and_high_water(live: LiveState) -> None:

@@ -25,20 +25,25 @@ from typing import Final, Protocol
 from cloud.models import ROLES, ApiKey, Enterprise, Role, region_contains
 
 __all__ = [
+    "TICKET_PREFIX",
     "TOKEN_PREFIX",
     "AuthError",
     "KeyStore",
     "Scope",
     "authenticate",
+    "authenticate_hash",
     "check_region",
     "hash_token",
     "make_key",
+    "new_ticket",
     "new_token",
     "resolve_scope",
 ]
 
 #: Tokens start with this so they are recognisable in logs and secret scanners.
 TOKEN_PREFIX: Final = "hzk_"
+#: Live-stream tickets: what a browser puts in a stream's URL instead of its key.
+TICKET_PREFIX: Final = "hzt_"
 _REGION_RE: Final = re.compile(r"[1-9][0-9]{5}")
 #: Longest key name (it is recorded as who acknowledged or closed an alert).
 MAX_NAME: Final = 256
@@ -90,6 +95,11 @@ class Scope:
         if enterprise_id is None:
             return self.role in ("admin", "regulator")
         return self.allows(enterprise_id)
+
+
+def new_ticket() -> str:
+    """A fresh stream ticket (192 random bits): single use, valid for seconds."""
+    return TICKET_PREFIX + secrets.token_urlsafe(24)
 
 
 def new_token() -> str:
@@ -171,7 +181,13 @@ async def authenticate(store: KeyStore, token: str) -> Scope | None:
     """The scope of a bearer token, or ``None`` for an unknown or revoked one."""
     if not token.startswith(TOKEN_PREFIX):
         return None
-    key = await store.api_key(hash_token(token))
+    return await authenticate_hash(store, hash_token(token))
+
+
+async def authenticate_hash(store: KeyStore, key_hash: str) -> Scope | None:
+    """The scope of the key stored under ``key_hash`` (a stream opened with a ticket checks
+    its key again this way, without ever holding the key), or ``None``."""
+    key = await store.api_key(key_hash)
     if key is None or key.revoked_ms is not None:
         return None
     if key.role == "regulator":

@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cloud.alerts import AlertService
-from cloud.api import api_router
+from cloud.api import access_log, api_router
 from cloud.api.deps import JsonResponse, Services, wall_clock_ms
 from cloud.api.web import web_router
 from cloud.archive import Store
@@ -139,6 +139,7 @@ def create_app(
     """
     settings = settings or CloudSettings()
     ingest_on = settings.mqtt.enabled if run_ingest is None else run_ingest
+    access_log.install()  # no query string (no key a client put in a URL) in the access log
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -65,6 +66,7 @@ class MemoryLiveState:
         self._status: dict[str, dict[str, Any]] = {}
         self._rules: dict[str, bytes] = {}
         self._gateways: dict[str, GatewayLive] = {}
+        self._tickets: dict[str, tuple[str, float]] = {}
         self._seen: dict[str, set[int]] = {}
         self._high: dict[str, int] = {}
         self._subscribers: set[_MemorySubscription] = set()
@@ -187,6 +189,17 @@ class MemoryLiveState:
     async def bump_registry_version(self) -> int:
         self._registry_version += 1
         return self._registry_version
+
+    async def put_ticket(self, ticket_hash: str, key_hash: str, *, ttl_s: float) -> None:
+        now = time.monotonic()
+        self._tickets = {t: v for t, v in self._tickets.items() if v[1] > now}  # keep it small
+        self._tickets[ticket_hash] = (key_hash, now + ttl_s)
+
+    async def take_ticket(self, ticket_hash: str) -> str | None:
+        found = self._tickets.pop(ticket_hash, None)
+        if found is None or found[1] <= time.monotonic():
+            return None
+        return found[0]
 
     async def close(self) -> None:
         for sub in list(self._subscribers):

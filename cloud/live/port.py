@@ -129,6 +129,14 @@ class LiveState(SeqLedger, Protocol):
         """Note a change of gateways or assets (the API calls this); returns the new number."""
         ...
 
+    async def put_ticket(self, ticket_hash: str, key_hash: str, *, ttl_s: float) -> None:
+        """Keep a live-stream ticket (by its hash) for ``ttl_s``: it stands for that key."""
+        ...
+
+    async def take_ticket(self, ticket_hash: str) -> str | None:
+        """The key hash of a ticket, which is used up by this (``None``: unknown or expired)."""
+        ...
+
     async def close(self) -> None:
         """Release connections and end subscriptions (does not close a caller's client)."""
         ...

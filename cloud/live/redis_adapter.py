@@ -325,6 +325,15 @@ class RedisLiveState:
     async def bump_registry_version(self) -> int:
         return int(await self.client.incr(self._k("registry_version")))
 
+    async def put_ticket(self, ticket_hash: str, key_hash: str, *, ttl_s: float) -> None:
+        await self.client.set(self._k("ticket", ticket_hash), key_hash, px=int(ttl_s * 1000))
+
+    async def take_ticket(self, ticket_hash: str) -> str | None:
+        found = await self.client.getdel(self._k("ticket", ticket_hash))
+        if found is None:
+            return None
+        return found.decode() if isinstance(found, bytes) else str(found)
+
     async def close(self) -> None:
         subs, self._subs = list(self._subs), set()
         await asyncio.gather(*(s.aclose() for s in subs), return_exceptions=True)

@@ -404,20 +404,34 @@ function liveStatus(text, cls) {
 class LiveStream {
   constructor() { this.closed = false; this.failures = 0; this.socket = null; this.source = null; this.connect(); }
 
-  url(kind) {
+  // The key never goes into a URL (access logs, proxies, referrers): each connection trades it,
+  // in the Authorization header, for a single-use ticket valid for a few seconds.
+  async url(kind) {
     const url = new URL(kind === "ws" ? "live/ws" : "live/sse", API);
-    url.searchParams.set("token", state.token);
+    const { ticket } = await api("live/tickets", { method: "POST" });
+    url.searchParams.set("ticket", ticket);
     url.searchParams.set("crs", state.crs);
     if (kind === "ws") url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     return url;
   }
 
-  connect() {
+  async connect() {
     if (this.closed) return;
     liveStatus("connecting…", "retry");
     // Two WebSocket failures in a row (a proxy without upgrade support): use SSE instead.
-    if (this.failures >= 2 && window.EventSource) return this.connectSse();
-    const socket = new WebSocket(this.url("ws"));
+    const sse = this.failures >= 2 && window.EventSource;
+    let url;
+    try {
+      url = await this.url(sse ? "sse" : "ws");
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) { liveStatus("bad key", "off"); return; }
+      this.failures += 1;
+      this.retry();
+      return;
+    }
+    if (this.closed) return;
+    if (sse) return this.connectSse(url);
+    const socket = new WebSocket(url);
     this.socket = socket;
     socket.onmessage = (msg) => this.message(JSON.parse(msg.data));
     socket.onclose = (event) => {
@@ -428,13 +442,20 @@ class LiveStream {
     };
   }
 
-  connectSse() {
-    const source = new EventSource(this.url("sse"));
+  connectSse(url) {
+    const source = new EventSource(url);
     this.source = source;
     for (const kind of ["ready", "fix", "reading", "alert", "gateway", "vessel"]) {
       source.addEventListener(kind, (msg) => this.message(JSON.parse(msg.data)));
     }
-    source.onerror = () => { if (!this.closed) liveStatus("reconnecting (SSE)…", "retry"); };
+    // EventSource would reconnect with the same URL, whose ticket is used up: start afresh.
+    source.onerror = () => {
+      source.close();
+      if (this.closed) return;
+      this.source = null;
+      this.failures += 1;
+      this.retry();
+    };
   }
 
   message(event) {

@@ -332,3 +332,10 @@ def geodesic_distance_m(
     )
     _, _, dist = _GEOD.inv(x1, y1, x2, y2)
     return np.asarray(dist, dtype=np.float64)
+    def forward(
+        self, lons: npt.NDArray[np.float64], lats: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """WGS-84 degrees to metres, for arrays of points (one call for a whole batch)."""
+        x, y = self._fwd.transform(lons, lats)
+        return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+

@@ -1,0 +1,610 @@
+"""The rules engine: each asset's fixes in observation order through the filters and the rules.
+
+Pure: values in, values out, the time a parameter. :meth:`Engine.evaluate` takes a batch of
+fixes of many assets with their states and returns new states and events; geometry is computed
+for the whole batch at once (one projection, one spatial-index query, vectorized exact tests),
+then each asset's fixes go through, in order:
+
+1. the fix filters (shared/RULES.md), each a named step, every drop counted by reason:
+   ``invalid``, ``duplicate``, ``future``, ``jump`` (implied speed above the class maximum);
+   a low-quality fix (not ``good``, HDOP over the limit, too few satellites) is kept but not
+   trusted: it moves the map, never confirms, opens or closes a zone, lot or route condition;
+2. what time alone does up to the fix (windows start and end, dwell, stops confirmed and
+   escalated, trips ending), at the times it happens;
+3. geofences, lots and parking, and the asset's trip.
+
+A fix older than what an asset has been evaluated up to is late: such an asset is returned in
+``Outcome.late``, and :meth:`Engine.reevaluate` evaluates it again from a checkpoint of its state
+taken before the earliest late fix, with every fix since; what that reveals is raised marked
+``late``, and what was raised already is not raised again (see :func:`reconcile`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import msgspec
+import numpy as np
+import shapely
+
+import wire
+from cloud.rules import geofence, parking, route
+from cloud.rules.config import Thresholds, resolve
+from cloud.rules.events import CONDITIONS, Event
+from cloud.rules.objects import ZoneSpec
+from cloud.rules.state import (
+    AssetState,
+    Episode,
+    TripTrack,
+    ZoneTrack,
+    decode_state,
+    encode_state,
+)
+from cloud.rules.world import TripEntry, World, ZoneEntry
+
+__all__ = ["DROP_REASONS", "Engine", "Outcome", "copy_state", "reconcile"]
+
+#: Why a fix was dropped before the rules (counted per reason).
+DROP_REASONS: Final = ("invalid", "duplicate", "future", "jump")
+_EARTH_M: Final = 6_371_008.8
+_LEDGER_KEEP: Final = 64
+
+
+def copy_state(state: AssetState) -> AssetState:
+    """A deep copy (the engine changes the state it is given)."""
+    return decode_state(encode_state(state))
+
+
+def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = (
+        math.sin((p2 - p1) / 2) ** 2
+        + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    )
+    return 2 * _EARTH_M * math.asin(min(1.0, math.sqrt(a))) / 1000
+
+
+@dataclass
+class Outcome:
+    """What one evaluation produced."""
+
+    states: dict[str, AssetState] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    #: assets with fixes older than their evaluated time: re-evaluate from a checkpoint
+    late: dict[str, list[wire.Fix]] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+    #: when each evaluated asset next needs the clock (``None``: not until a fix comes)
+    due: dict[str, int | None] = field(default_factory=dict)
+
+
+@dataclass
+class _Geo:
+    """Per-fix geometry of a batch."""
+
+    xs: np.ndarray[Any, np.dtype[np.float64]]
+    ys: np.ndarray[Any, np.dtype[np.float64]]
+    near: dict[int, list[tuple[int, float]]]
+
+
+class _Run:
+    """One asset's evaluation: its state, thresholds and the events it emits."""
+
+    def __init__(self, engine: Engine, asset_id: str, state: AssetState, out: list[Event]) -> None:
+        self.engine = engine
+        self.world = engine.world
+        self.asset_id = asset_id
+        self.state = state
+        self.out = out
+        info = self.world.asset(asset_id)
+        self.asset_class = info.asset_class
+        self.base = self.world.thresholds(info.asset_class)
+        self.lat, self.lon = state.last_lat, state.last_lon
+
+    # -- events -----------------------------------------------------------------------------
+
+    def emit(
+        self, kind: str, ref: str, action: str, ts: int, details: Mapping[str, object]
+    ) -> None:
+        lat, lon = self.lat, self.lon
+        if kind == "parking.outside_lot" and "stop_lat" in details:
+            lat, lon = float(details["stop_lat"]), float(details["stop_lon"])  # type: ignore[arg-type]
+        flags = ("crossed",) if details.get("crossed") else ()
+        event = Event(
+            asset=self.asset_id, kind=kind, ref=ref, action=action, ts=ts,  # type: ignore[arg-type]
+            lat=round(lat, 7), lon=round(lon, 7), flags=flags,
+            details={k: v for k, v in details.items() if k != "crossed"},
+        )  # fmt: skip
+        _record(self.state.ledger, event)
+        self.out.append(event)
+
+    # -- time -------------------------------------------------------------------------------
+
+    def advance(self, until_ms: int) -> None:
+        """What time alone does up to ``until_ms``."""
+        state = self.state
+        after = state.clock_ms
+        if until_ms <= after:
+            return
+        for zone_id, track in list(state.zones.items()):
+            zone = self.world_zone(zone_id, until_ms)
+            if zone is None:
+                continue
+            thresholds = self.thresholds_for(zone)
+            if zone.kind == "zone":
+                geofence.advance(track, zone, after, until_ms, thresholds, self.emit)
+            else:
+                parking.lot_stay(track, zone, until_ms, self.emit)
+        if self.asset_class in parking.PARKED_CLASSES:
+            parking.advance(
+                state.stop, self.asset_id, until_ms, self.base, self.parked_allowed, self.emit
+            )
+        for trip in self.world.trips.get(self.asset_id, ()):
+            # A trip whose window ends meanwhile is over, whether the asset sent fixes or not.
+            ending = after < trip.spec.end_ms <= until_ms
+            if not ending or trip.id in state.trips_done:
+                continue
+            if state.trip is None or state.trip.trip_id != trip.id:
+                state.trip = TripTrack(trip_id=trip.id)
+            route.advance(state.trip, trip, until_ms, self.emit)
+            self.close_trip()
+        state.clock_ms = until_ms
+
+    def due(self) -> int | None:
+        """The next time the clock alone changes something for this asset."""
+        state = self.state
+        times: list[int] = []
+        for zone_id, track in state.zones.items():
+            zone = self.world_zone(zone_id, state.clock_ms)
+            if zone is None or not track.inside:
+                continue
+            spec = zone.spec
+            if isinstance(spec, ZoneSpec):
+                if spec.trigger == "forbidden":
+                    change = spec.windows.next_change(state.clock_ms)
+                    if change is not None:
+                        times.append(change)
+                if spec.trigger == "dwell" and "zone.dwell" not in track.open:
+                    times.append(track.since_ms + int(self.thresholds_for(zone).dwell_s * 1000))
+            elif spec.max_stay_s is not None and "parking.max_stay" not in track.open:
+                times.append(track.since_ms + int(spec.max_stay_s * 1000))
+        stop = state.stop
+        if self.asset_class in parking.PARKED_CLASSES and stop.slow_since_ms is not None:
+            confirmed = stop.slow_since_ms + int(self.base.stop_s * 1000)
+            if stop.stop_ms is None:
+                times.append(confirmed)
+            elif stop.outside and not stop.escalated:
+                times.append(confirmed + int(self.base.escalate_s * 1000))
+        for trip in self.world.trips.get(self.asset_id, ()):
+            if trip.id not in state.trips_done and trip.spec.end_ms > state.clock_ms:
+                times.append(trip.spec.end_ms)
+        future = [t for t in times if t > state.clock_ms]
+        return min(future) if future else None
+
+    # -- one fix ----------------------------------------------------------------------------
+
+    def take(self, fix: wire.Fix, index: int, geo: _Geo, now_ms: int) -> str | None:
+        """Filter and evaluate one fix; return why it was dropped, if it was."""
+        state = self.state
+        reason = self.filter(fix, now_ms)
+        if reason is not None:
+            state.dropped = {**state.dropped, reason: state.dropped.get(reason, 0) + 1}
+            return reason
+        self.advance(fix.ts - 1)
+        speed = fix.speed_kmh
+        if speed is None:
+            speed = self.implied_kmh(fix)
+        trusted = self.trusted(fix)
+        self.lat, self.lon = fix.lat, fix.lon
+        xy = (float(geo.xs[index]), float(geo.ys[index]))
+        if trusted:
+            self.zones(fix, index, geo)
+        if self.asset_class in parking.PARKED_CLASSES:
+            parking.on_fix(
+                state.stop, self.asset_id, fix.ts, fix.lat, fix.lon, speed, self.base,
+                self.parked_allowed, self.emit,
+            )  # fmt: skip
+        self.trip(fix, xy, speed, trusted)
+        state.last_ms, state.last_lat, state.last_lon = fix.ts, fix.lat, fix.lon
+        state.last_speed_kmh = speed
+        if trusted:
+            state.trusted_ms, state.trusted_lat, state.trusted_lon = fix.ts, fix.lat, fix.lon
+        state.clock_ms = max(state.clock_ms, fix.ts)
+        return None
+
+    def filter(self, fix: wire.Fix, now_ms: int) -> str | None:
+        state, base = self.state, self.base
+        if not (math.isfinite(fix.lat) and math.isfinite(fix.lon)) or (
+            fix.lat == 0 and fix.lon == 0
+        ):
+            return "invalid"
+        if fix.ts <= state.last_ms:
+            return "duplicate"
+        if fix.ts > now_ms + base.future_ms:
+            return "future"
+        if state.last_ms >= 0:
+            hours = (fix.ts - state.last_ms) / 3_600_000
+            if (
+                _km(state.last_lat, state.last_lon, fix.lat, fix.lon)
+                > base.max_speed_kmh * hours + 0.05
+            ):
+                return "jump"
+        return None
+
+    def trusted(self, fix: wire.Fix) -> bool:
+        base = self.base
+        if fix.quality != "good":
+            return False
+        if fix.hdop is not None and fix.hdop > base.hdop_max:
+            return False
+        return fix.sats is None or fix.sats >= base.min_sats
+
+    def implied_kmh(self, fix: wire.Fix) -> float:
+        state = self.state
+        if state.last_ms < 0 or fix.ts <= state.last_ms:
+            return 0.0
+        hours = (fix.ts - state.last_ms) / 3_600_000
+        return _km(state.last_lat, state.last_lon, fix.lat, fix.lon) / hours
+
+    # -- zones and lots ---------------------------------------------------------------------
+
+    def world_zone(self, zone_id: str, ts_ms: int) -> ZoneEntry | None:
+        return self.engine.version_at(zone_id, ts_ms)
+
+    def thresholds_for(self, zone: ZoneEntry) -> Thresholds:
+        return self.engine.zone_thresholds(zone, self.asset_class, self.base)
+
+    def zones(self, fix: wire.Fix, index: int, geo: _Geo) -> None:
+        state, ts = self.state, fix.ts
+        depths: dict[str, tuple[ZoneEntry, float]] = {}
+        for zone_index, depth in geo.near.get(index, ()):
+            zone = self.world.zones[zone_index]
+            if zone.valid_at(ts) and zone.applies_to(self.asset_class):
+                depths[zone.id] = (zone, depth)
+        for zone_id in state.zones:
+            if zone_id not in depths:
+                tracked = self.world_zone(zone_id, ts)
+                if tracked is not None:
+                    depths[zone_id] = (tracked, -self.world.reach_m)
+        self.passages(fix, geo, index, depths)
+        for zone_id, (zone, depth) in depths.items():
+            track = state.zones.get(zone_id)
+            if track is None:
+                if depth <= 0:
+                    continue  # outside and untracked: nothing to remember
+                track = ZoneTrack()
+            changed = geofence.on_fix(track, zone, ts, depth, self.thresholds_for(zone), self.emit)
+            if zone.kind == "lot" and changed:
+                if track.inside:
+                    parking.on_lot_entry(state.stop, self.asset_id, track.since_ms, self.emit)
+                else:
+                    parking.lot_exit(track, zone, track.since_ms, self.emit)
+            if track.inside or track.pending is not None or track.open:
+                state.zones[zone_id] = track
+            else:
+                state.zones.pop(zone_id, None)
+
+    def passages(
+        self, fix: wire.Fix, geo: _Geo, index: int, depths: Mapping[str, tuple[ZoneEntry, float]]
+    ) -> None:
+        """A straight segment from the last trusted fix that passes through a zone."""
+        state, base = self.state, self.base
+        if state.trusted_ms < 0 or fix.ts - state.trusted_ms > base.segment_max_s * 1000:
+            return
+        x1, y1 = float(geo.xs[index]), float(geo.ys[index])
+        x0, y0 = self.world.project([state.trusted_lon], [state.trusted_lat])
+        if math.hypot(x1 - float(x0[0]), y1 - float(y0[0])) <= 2 * self.world.reach_m:
+            return  # so short that the ends, near any zone it crossed, decide
+        for zone_index in self.world.crossed(float(x0[0]), float(y0[0]), x1, y1):
+            zone = self.world.zones[zone_index]
+            if (
+                zone.kind != "zone"
+                or not zone.valid_at(fix.ts)
+                or not zone.applies_to(self.asset_class)
+            ):
+                continue
+            if zone.id in depths and depths[zone.id][1] > 0:
+                continue  # the fix itself is inside: membership decides
+            geofence.passage(zone, state.zones.get(zone.id), fix.ts, self.emit)
+
+    def parked_allowed(self) -> bool:
+        """Whether the stop is in a lot (confirmed, or its start position inside one) or in a
+        ``no_stop_alert`` zone."""
+        state = self.state
+        for zone_id, track in state.zones.items():
+            zone = self.world_zone(zone_id, state.clock_ms)
+            if zone is not None and zone.kind == "lot" and track.inside:
+                return True
+        xs, ys = self.world.project([state.stop.slow_lon], [state.stop.slow_lat])
+        point = shapely.points(float(xs[0]), float(ys[0]))
+        for zone_index in self.world.tree.query(point, predicate="intersects"):
+            zone = self.world.zones[int(zone_index)]
+            if not zone.valid_at(state.clock_ms):
+                continue
+            if zone.kind == "lot":
+                return True
+            if isinstance(zone.spec, ZoneSpec) and zone.spec.zone_kind == "no_stop_alert":
+                return True
+        return False
+
+    # -- trips ------------------------------------------------------------------------------
+
+    def current_trip(self, ts_ms: int) -> TripEntry | None:
+        return self.world.trip_at(self.asset_id, ts_ms, self.base.trip_watch_before_s)
+
+    def trip(self, fix: wire.Fix, xy: tuple[float, float], speed: float, trusted: bool) -> None:
+        state = self.state
+        trip = self.current_trip(fix.ts)
+        if trip is None or trip.id in state.trips_done:
+            return
+        if state.trip is None or state.trip.trip_id != trip.id:
+            state.trip = TripTrack(trip_id=trip.id)
+        thresholds = resolve(self.base, trip.route.spec.overrides if trip.route else None,
+                             trip.spec.overrides, where="trip")  # fmt: skip
+        along = off = None
+        if trip.route is not None and trusted:
+            point = shapely.points(xy[0], xy[1])
+            along = float(shapely.line_locate_point(trip.route.line, point))
+            off = float(shapely.distance(trip.route.line, point)) - trip.route.half_width_at(along)
+        route.on_fix(
+            state.trip, trip, fix.ts, xy, speed, trusted, along, off, thresholds, self.emit
+        )
+        if state.trip.ended:
+            self.close_trip()
+
+    def close_trip(self) -> None:
+        state = self.state
+        if state.trip is not None:
+            state.trips_done = [*state.trips_done, state.trip.trip_id][-16:]
+            state.trip = None
+
+
+class Engine:
+    """Evaluates fixes against one :class:`World` (build a new engine for a new world)."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self._versions: dict[str, list[ZoneEntry]] = {}
+        for zone in world.zones:
+            self._versions.setdefault(zone.id, []).append(zone)
+        self._thresholds: dict[tuple[int, str | None], Thresholds] = {}
+
+    def version_at(self, zone_id: str, ts_ms: int) -> ZoneEntry | None:
+        """The version of a zone or lot in force at ``ts_ms``."""
+        for zone in self._versions.get(zone_id, ()):
+            if zone.valid_at(ts_ms):
+                return zone
+        return None
+
+    def zone_thresholds(
+        self, zone: ZoneEntry, asset_class: str | None, base: Thresholds
+    ) -> Thresholds:
+        key = (zone.index, asset_class)
+        found = self._thresholds.get(key)
+        if found is None:
+            found = resolve(base, zone.overrides, where=f"{zone.kind} {zone.id}")
+            self._thresholds[key] = found
+        return found
+
+    # -- batches ----------------------------------------------------------------------------
+
+    def _geometry(self, fixes: Sequence[wire.Fix]) -> _Geo:
+        lons = np.fromiter((f.lon for f in fixes), float, len(fixes))
+        lats = np.fromiter((f.lat for f in fixes), float, len(fixes))
+        xs, ys = self.world.project(lons, lats)
+        fix_idx, zone_idx = self.world.near(xs, ys)
+        near: dict[int, list[tuple[int, float]]] = {}
+        if len(fix_idx):
+            shapes = np.array([z.shape for z in self.world.zones], dtype=object)[zone_idx]
+            inside = shapely.contains_xy(shapes, xs[fix_idx], ys[fix_idx])
+            boundaries = np.array([z.boundary for z in self.world.zones], dtype=object)[zone_idx]
+            dist = shapely.distance(boundaries, shapely.points(xs[fix_idx], ys[fix_idx]))
+            depth = np.where(inside, dist, -dist)
+            for f, z, d in zip(fix_idx.tolist(), zone_idx.tolist(), depth.tolist(), strict=True):
+                near.setdefault(f, []).append((z, d))
+        return _Geo(xs=xs, ys=ys, near=near)
+
+    def evaluate(
+        self,
+        fixes: Mapping[str, Sequence[wire.Fix]],
+        states: Mapping[str, AssetState],
+        *,
+        now_ms: int,
+    ) -> Outcome:
+        """Evaluate each asset's new fixes (any order within the batch) on its state.
+
+        The states given are not changed; the outcome holds new ones. An asset with a fix at
+        or before the time it was evaluated up to is not evaluated: it is in ``Outcome.late``.
+        """
+        outcome = Outcome()
+        ordered: list[tuple[str, list[wire.Fix]]] = []
+        for asset_id, listed in fixes.items():
+            state = states.get(asset_id) or AssetState()
+            mine = sorted(listed, key=lambda f: (f.ts, f.seq))
+            if mine and mine[0].ts <= state.clock_ms and state.clock_ms >= 0:
+                outcome.late[asset_id] = mine
+                continue
+            ordered.append((asset_id, mine))
+        flat = [fix for _, mine in ordered for fix in mine]
+        geo = self._geometry(flat) if flat else _Geo(np.empty(0), np.empty(0), {})
+        index = 0
+        for asset_id, mine in ordered:
+            state = copy_state(states.get(asset_id) or AssetState())
+            run = _Run(self, asset_id, state, outcome.events)
+            for fix in mine:
+                dropped = run.take(fix, index, geo, now_ms)
+                if dropped is not None:
+                    outcome.dropped[dropped] = outcome.dropped.get(dropped, 0) + 1
+                index += 1
+            outcome.states[asset_id] = state
+            outcome.due[asset_id] = run.due()
+        return outcome
+
+    def tick(self, states: Mapping[str, AssetState], *, until_ms: int) -> Outcome:
+        """What time alone does up to ``until_ms`` for these assets (the clock rules)."""
+        outcome = Outcome()
+        for asset_id, given in states.items():
+            if given.clock_ms < 0 or until_ms <= given.clock_ms:
+                continue
+            state = copy_state(given)
+            run = _Run(self, asset_id, state, outcome.events)
+            run.advance(until_ms)
+            outcome.states[asset_id] = state
+            outcome.due[asset_id] = run.due()
+        return outcome
+
+    def reevaluate(
+        self,
+        asset_id: str,
+        current: AssetState,
+        checkpoint: AssetState,
+        fixes: Iterable[wire.Fix],
+        *,
+        now_ms: int,
+    ) -> Outcome:
+        """Evaluate an asset again from ``checkpoint`` (its state before the earliest late fix)
+        with every fix since, up to where it had been evaluated; raise only what was not raised.
+
+        Args:
+            current: the asset's state now (its ledger says what was raised).
+            checkpoint: a state of the asset taken before the earliest late fix.
+            fixes: the fixes after the checkpoint (archived and new, any order, repeats allowed).
+        """
+        state = copy_state(checkpoint)
+        state.version = current.version
+        state.ledger = {
+            k: [msgspec.structs.replace(e) for e in v] for k, v in checkpoint.ledger.items()
+        }
+        raw: list[Event] = []
+        mine = sorted({(f.ts, f.seq): f for f in fixes}.values(), key=lambda f: (f.ts, f.seq))
+        geo = self._geometry(mine) if mine else _Geo(np.empty(0), np.empty(0), {})
+        run = _Run(self, asset_id, state, raw)
+        outcome = Outcome()
+        for index, fix in enumerate(mine):
+            dropped = run.take(fix, index, geo, now_ms)
+            if dropped is not None:
+                outcome.dropped[dropped] = outcome.dropped.get(dropped, 0) + 1
+        run.advance(max(current.clock_ms, state.clock_ms))
+        outcome.events = reconcile(current.ledger, raw, since_ms=checkpoint.clock_ms)
+        state.ledger = _merged_ledger(current.ledger, state.ledger)
+        outcome.states[asset_id] = state
+        outcome.due[asset_id] = run.due()
+        return outcome
+
+
+# -- the ledger of raised events ------------------------------------------------------------
+
+
+def _key(event: Event) -> str:
+    return f"{event.kind}|{event.ref}"
+
+
+def _record(ledger: dict[str, list[Episode]], event: Event) -> None:
+    key = _key(event)
+    episodes = ledger.setdefault(key, [])
+    if event.kind not in CONDITIONS:
+        if event.action == "open":
+            episodes.append(Episode(open_ms=event.ts, close_ms=event.ts))
+    elif event.action == "open":
+        episodes.append(Episode(open_ms=event.ts))
+    elif episodes:
+        last = episodes[-1]
+        if event.action == "close":
+            last.close_ms = event.ts
+        elif event.action == "escalate":
+            last.escalated = True
+    del episodes[:-_LEDGER_KEEP]
+
+
+def _overlaps(a: Episode, b: Episode) -> bool:
+    a_end = math.inf if a.close_ms is None else a.close_ms
+    b_end = math.inf if b.close_ms is None else b.close_ms
+    return a.open_ms <= b_end and b.open_ms <= a_end
+
+
+def reconcile(
+    ledger: Mapping[str, list[Episode]], raw: Sequence[Event], *, since_ms: int
+) -> list[Event]:
+    """The events to raise after a re-evaluation: what ``raw`` (everything the re-evaluation
+    found) adds to what ``ledger`` says was raised. All are marked ``late``.
+
+    A condition episode overlapping one raised before is the same alert: an earlier start is an
+    ``update`` (the alert takes the earlier start), a close or escalation not raised yet is
+    raised. An episode or instant finding with nothing matching is raised anew.
+    """
+    found: dict[str, list[Episode]] = {}
+    firsts: dict[tuple[str, int], Event] = {}
+    for event in raw:
+        _record(found, event)
+        if event.action == "open":
+            firsts[(_key(event), event.ts)] = event
+    out: list[Event] = []
+    by_key: dict[tuple[str, str, int], Event] = {(_key(e), e.action, e.ts): e for e in raw}
+    for key, episodes in found.items():
+        kind = key.partition("|")[0]
+        old = [e for e in ledger.get(key, ()) if e.close_ms is None or e.close_ms >= since_ms]
+        for new in episodes:
+            if kind not in CONDITIONS:
+                if not any(o.open_ms == new.open_ms for o in ledger.get(key, ())):
+                    out.append(firsts[(key, new.open_ms)].late())
+                continue
+            match = next((o for o in old if _overlaps(o, new)), None)
+            opener = firsts.get((key, new.open_ms))
+            if match is None:
+                if opener is not None:
+                    out.append(opener.late())
+                for action, ts in (("escalate", None), ("close", new.close_ms)):
+                    follow = _follow(by_key, key, action, new, ts)
+                    if follow is not None:
+                        out.append(follow.late())
+                continue
+            if new.open_ms < match.open_ms and opener is not None:
+                details = {**opener.details, "start_ms": new.open_ms}
+                out.append(msgspec.structs.replace(opener, action="update", details=details).late())
+            if new.escalated and not match.escalated:
+                follow = _follow(by_key, key, "escalate", new, None)
+                if follow is not None:
+                    out.append(follow.late())
+            if new.close_ms is not None and match.close_ms is None:
+                follow = _follow(by_key, key, "close", new, new.close_ms)
+                if follow is not None:
+                    out.append(follow.late())
+    out.sort(key=lambda e: e.ts)
+    return out
+
+
+def _follow(
+    by_key: Mapping[tuple[str, str, int], Event],
+    key: str,
+    action: str,
+    episode: Episode,
+    ts: int | None,
+) -> Event | None:
+    if ts is not None:
+        return by_key.get((key, action, ts))
+    if action == "escalate" and episode.escalated:
+        for (k, a, t), event in by_key.items():
+            if k == key and a == "escalate" and t >= episode.open_ms:
+                return event
+    return None
+
+
+def _merged_ledger(
+    old: Mapping[str, list[Episode]], new: Mapping[str, list[Episode]]
+) -> dict[str, list[Episode]]:
+    merged: dict[str, list[Episode]] = {}
+    for key in set(old) | set(new):
+        episodes = {(e.open_ms): e for e in old.get(key, ())}
+        for episode in new.get(key, ()):
+            match = next((o for o in episodes.values() if _overlaps(o, episode)), None)
+            if match is None:
+                episodes[episode.open_ms] = episode
+            else:
+                match.open_ms = min(match.open_ms, episode.open_ms)
+                if match.close_ms is None:
+                    match.close_ms = episode.close_ms
+                match.escalated = match.escalated or episode.escalated
+        merged[key] = sorted(episodes.values(), key=lambda e: e.open_ms)[-_LEDGER_KEEP:]
+    return merged

@@ -1,0 +1,136 @@
+"""Per-asset rule state: what the rules remember between fixes, as bytes for the live state.
+
+Mutable while one evaluation runs (the engine works on its own copy), stored as MessagePack
+between evaluations under a version number (compare-and-set, so two workers never both apply a
+transition). Positions are kept in WGS-84, so a state outlives the world it was made in.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from cloud.rules.events import Event
+
+__all__ = [
+    "AssetState",
+    "Episode",
+    "Pending",
+    "StopTrack",
+    "TripTrack",
+    "ZoneTrack",
+    "decode_state",
+    "encode_state",
+]
+
+
+class Pending(msgspec.Struct, array_like=True):
+    """Fixes on the other side of a boundary, not confirmed yet."""
+
+    inside: bool
+    count: int
+    first_ms: int
+    deep: bool
+    last_ms: int
+
+
+class ZoneTrack(msgspec.Struct, array_like=True, omit_defaults=True):
+    """An asset and one zone or lot."""
+
+    inside: bool = False
+    #: when the confirmed side began (the first fix of the confirming run)
+    since_ms: int = 0
+    pending: Pending | None = None
+    #: open conditions of this zone and when each opened (``zone.forbidden``: ts)
+    open: dict[str, int] = {}
+
+
+class StopTrack(msgspec.Struct, array_like=True, omit_defaults=True):
+    """Stopping and moving on (designated parking)."""
+
+    #: first fix of the current slow spell (speed under the stop speed)
+    slow_since_ms: int | None = None
+    slow_lat: float = 0.0
+    slow_lon: float = 0.0
+    #: first fix of the current fast spell after a stop (moving on)
+    fast_since_ms: int | None = None
+    #: the confirmed stop (its start): the alert's reference
+    stop_ms: int | None = None
+    #: whether the stop was outside every lot (an alert is open) and escalated
+    outside: bool = False
+    escalated: bool = False
+
+
+class TripTrack(msgspec.Struct, array_like=True, omit_defaults=True):
+    """An asset's current trip."""
+
+    trip_id: str
+    started_ms: int | None = None
+    off: bool = False
+    off_since_ms: int = 0
+    pending: Pending | None = None
+    progress_m: float = 0.0
+    #: progress of the last few fixes on the route (wrong-direction detection)
+    recent_m: list[float] = []
+    #: index of the next checkpoint due; skipped ones
+    next_checkpoint: int = 0
+    skipped: list[int] = []
+    arrival: Pending | None = None
+    arrived_ms: int | None = None
+    ended: bool = False
+    speed_kmh: float = 0.0
+
+
+class Episode(msgspec.Struct, array_like=True):
+    """A condition that was open from ``open_ms`` (to ``close_ms``), or an instant finding."""
+
+    open_ms: int
+    close_ms: int | None = None
+    escalated: bool = False
+
+
+class AssetState(msgspec.Struct, omit_defaults=True):
+    """Everything the rules remember of one asset."""
+
+    #: compare-and-set version in the live state (0: never stored)
+    version: int = 0
+    #: observation time up to which the asset has been evaluated (fixes and clock)
+    clock_ms: int = -1
+    #: the newest fix taken (not filtered out): time and position, and whether trusted
+    last_ms: int = -1
+    last_lat: float = 0.0
+    last_lon: float = 0.0
+    last_speed_kmh: float = 0.0
+    #: the newest trusted fix (segments between trusted fixes may cross zones)
+    trusted_ms: int = -1
+    trusted_lat: float = 0.0
+    trusted_lon: float = 0.0
+    zones: dict[str, ZoneTrack] = {}
+    stop: StopTrack = msgspec.field(default_factory=StopTrack)
+    trip: TripTrack | None = None
+    #: trips finished (arrived, or not arrived at their end), newest last
+    trips_done: list[str] = []
+    #: what was raised, per condition key (for late data: nothing is raised twice)
+    ledger: dict[str, list[Episode]] = {}
+    #: fixes dropped by the filters, by reason
+    dropped: dict[str, int] = {}
+    #: events decided but not yet applied to alerts (written with the state, so a worker that
+    #: dies in between leaves them for the next evaluation to apply)
+    outbox: list[Event] = []
+    #: evaluated-until time of the newest checkpoint kept of this state
+    checkpoint_ms: int = -1
+
+
+_ENCODER: Final = msgspec.msgpack.Encoder()
+_DECODER: Final = msgspec.msgpack.Decoder(AssetState)
+
+
+def encode_state(state: AssetState) -> bytes:
+    """The stored form of a state."""
+    return _ENCODER.encode(state)
+
+
+def decode_state(raw: bytes | None) -> AssetState:
+    """A state from its stored form (a new one for ``None``)."""
+    return AssetState() if raw is None else _DECODER.decode(raw)

@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any, Final
 
 import wire
+from cloud.api.security import checked_tile_sources
+from cloud.rules.config import RulesConfig, RulesConfigError
 
 __all__ = [
     "CloudSettings",
@@ -127,10 +129,17 @@ class MqttSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class HttpSettings:
-    """Where the API listens."""
+    """Where the API listens, and what the map page may load.
+
+    Attributes:
+        tile_sources: origins of the tile servers the map page may load images from (the
+            Content-Security-Policy allows only these), separated by spaces; an intranet's own
+            tile server is added here.
+    """
 
     host: str = "127.0.0.1"
     port: int = 8080
+    tile_sources: str = "https://tile.openstreetmap.org https://*.is.autonavi.com"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,6 +161,8 @@ class CloudSettings:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    #: rule thresholds: ``[rules]`` for every class, ``[rules.classes.<class>]`` per class
+    rules: RulesConfig = field(default_factory=RulesConfig)
     source: str | None = None
 
 
@@ -231,8 +242,18 @@ def settings_from_mapping(
     name = str(file) if file is not None else None
     sections: dict[str, Any] = {}
     for key, value in data.items():
+        if key == "rules":
+            try:
+                sections[key] = RulesConfig.from_mapping(value if isinstance(value, dict) else None)
+            except RulesConfigError as exc:
+                field_name, _, detail = str(exc).partition(": ")
+                raise ConfigError(name, field_name, detail) from exc
+            if not isinstance(value, dict):
+                raise ConfigError(name, "rules", "expected a table")
+            continue
         if key not in _SECTIONS:
-            raise ConfigError(name, key, f"unknown section (known: {', '.join(_SECTIONS)})")
+            known = ", ".join([*_SECTIONS, "rules"])
+            raise ConfigError(name, key, f"unknown section (known: {known})")
         sections[key] = _section(_SECTIONS[key], value, key, name)
     settings = CloudSettings(**sections, source=name)
     url = settings.database.url
@@ -247,6 +268,10 @@ def settings_from_mapping(
     if share_group is not None and any(c in share_group for c in "/+#"):
         # The group name ends at the first '/': the rest would become the topic filter.
         raise ConfigError(name, "mqtt.share_group", "a group name without '/', '+' or '#'")
+    try:
+        checked_tile_sources(settings.http.tile_sources.split())
+    except ValueError as exc:
+        raise ConfigError(name, "http.tile_sources", str(exc)) from exc
     client_id = settings.mqtt.client_id
     if client_id is not None and _could_be_a_gateway(client_id):
         # A gateway's client id is its user name (deploy/mosquitto): a cloud worker's must be

@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cloud.alerts import AlertService
 from cloud.api import access_log, api_router
+from cloud.api.boundary import RequestRules, allowed_methods, echo_errors
 from cloud.api.deps import JsonResponse, Services, wall_clock_ms
-from cloud.api.web import web_router
+from cloud.api.security import SecureFastAPI
+from cloud.api.web import docs_router, web_router
 from cloud.archive import Store
 from cloud.config import CloudSettings, MqttSettings
 from cloud.ingest import Ingest, Spill, Step, serve
@@ -98,22 +98,6 @@ def _ingest_task(services: Services, steps: tuple[Step, ...]) -> Coroutine[Any, 
     )  # fmt: skip
 
 
-class _RefuseNul:
-    """Answer 422 to an API request whose path or query holds a NUL character (``%00``): the
-    archive cannot store or even look up such text on PostgreSQL (bodies: :class:`Body`)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        api = scope["type"] == "http" and scope["path"].startswith(API_PREFIX + "/")
-        if api and ("\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")):
-            detail = "NUL characters are not allowed in paths and query parameters"
-            await JsonResponse({"detail": detail}, status_code=422)(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
 def create_app(
     settings: CloudSettings | None = None,
     *,
@@ -170,22 +154,35 @@ def create_app(
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
 
-    app = FastAPI(
+    # Every response carries the security headers (CSP...: cloud/api/security.py); Swagger UI
+    # at /docs comes from installed files (docs_router), not from a CDN; no ReDoc.
+    app = SecureFastAPI(
+        tile_sources=settings.http.tile_sources.split(),
+        docs_url=None,
+        redoc_url=None,
         title="hazwatch cloud",
         summary="Live tracking, archive and alerts for work-safety supervision",
         version="1",
         lifespan=lifespan,
     )
     app.include_router(api_router(), prefix=API_PREFIX)
-    app.add_middleware(_RefuseNul)
+    app.add_middleware(RequestRules, prefix=API_PREFIX + "/")  # text, sizes, JSON: a 422
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JsonResponse:
-        # FastAPI's own handler echoes the input with a strict JSON encoder: a NaN or Infinity
-        # in a body turned the 422 into a 500. msgspec writes them as null.
-        return JsonResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+        # FastAPI's own handler echoes the input with a strict JSON encoder: a NaN, a lone
+        # surrogate or bytes that are not UTF-8 turned the 422 into a 500.
+        return JsonResponse({"detail": echo_errors(exc.errors())}, status_code=422)
+
+    @app.exception_handler(405)
+    async def method_not_allowed(request: Request, exc: Exception) -> JsonResponse:
+        # Starlette's Allow names the methods of the first route of the path only.
+        allow = ", ".join(allowed_methods(request.app.router.routes, request.scope))
+        headers = dict(getattr(exc, "headers", None) or {}) | ({"Allow": allow} if allow else {})
+        return JsonResponse({"detail": "Method Not Allowed"}, status_code=405, headers=headers)
 
     app.include_router(web_router())  # the map page at /map/
+    app.include_router(docs_router())  # Swagger UI at /docs
 
     @app.get("/healthz", tags=["service"])
     async def healthz() -> dict[str, Any]:

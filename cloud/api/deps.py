@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, Final, NoReturn
 
 import msgspec
-from fastapi import Depends, HTTPException, Query, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cloud.alerts import AlertService
 from cloud.archive import Store
@@ -23,73 +24,160 @@ from cloud.ingest import Ingest
 from cloud.live import LiveState
 
 __all__ = [
+    "FREE_JSON_MAX_BYTES",
+    "FREE_JSON_MAX_DEPTH",
+    "FREE_TEXT",
+    "INT64",
+    "LINE_BAD",
     "MAX_EPOCH_MS",
+    "MAX_TEXT_CHARS",
+    "TEXT_BAD",
     "AdminScope",
     "Body",
     "CallerScope",
     "CrsParam",
+    "IdPath",
     "JsonResponse",
+    "Line",
     "Services",
     "ServicesDep",
+    "Text",
     "bad_request",
+    "escaped",
+    "free_json_issue",
     "get_services",
-    "non_finite_at",
     "not_found",
-    "nul_at",
     "owned_by",
+    "text_issue",
     "wall_clock_ms",
 ]
 
 
 #: The latest time the API takes: the archive stores epoch ms as signed 64-bit integers.
 MAX_EPOCH_MS = 2**63 - 1
+#: Integers free-form JSON may hold: 64 bits, like the archives' own integers.
+INT64: Final = (-(2**63), 2**63 - 1)
+#: The longest string of a body unless its field says otherwise (the wire's free-text limit).
+MAX_TEXT_CHARS: Final = 1024
+#: Free-form JSON (a geo object's own properties): nesting and size as JSON.
+FREE_JSON_MAX_DEPTH: Final = 8
+FREE_JSON_MAX_BYTES: Final = 65_536
+
+#: What no text of a request may hold (the rule of :mod:`wire.text`): C0 and C1 control
+#: characters, DEL, and lone surrogates (no UTF-8 form: nothing could encode them again).
+LINE_BAD: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+#: Free text (comments, free-form properties) may also hold TAB and LF; CR stays refused (a bare
+#: CR rewrites a terminal line).
+TEXT_BAD: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+class _FreeText:
+    """Marks a field as free text (``Annotated[str, FREE_TEXT]``): TAB and LF allowed."""
+
+    def __repr__(self) -> str:
+        return "FREE_TEXT"
+
+
+#: Field marker of free text (see :data:`Text`), read by :class:`Body`.
+FREE_TEXT: Final = _FreeText()
+#: One line of text: ids, names, units (no control characters; the schema says so).
+Line = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")]
+#: Free text: comments, notes (TAB and LF allowed).
+Text = Annotated[str, FREE_TEXT, Field(pattern=r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$")]
+#: An id in a path (ids are 1 to 128 characters).
+IdPath = Annotated[str, Path(min_length=1, max_length=128, description="1 to 128 characters")]
 
 
 class Body(BaseModel):
-    """A request body: numbers must be finite (Python's JSON reader takes NaN and Infinity) and
-    text free of NUL characters (PostgreSQL cannot store them)."""
+    """A request body, read strictly: no field the model does not name, no ``false`` for 0 or
+    ``"12"`` for 12 (numbers are JSON numbers, integers have no fraction), finite numbers, strings
+    of at most 1024 characters unless a field says otherwise, and text of one line (no control
+    characters) except in free-text fields, which may also hold TAB and LF."""
 
-    model_config = ConfigDict(allow_inf_nan=False)
+    model_config = ConfigDict(
+        strict=True, allow_inf_nan=False, extra="forbid", str_max_length=MAX_TEXT_CHARS
+    )
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        where = nul_at(data, "body")
-        if where is not None:
-            raise ValueError(f"{where}: text must not contain NUL characters")
+    def _text(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name)
+                free = field is not None and any(m is FREE_TEXT for m in field.metadata)
+                found = text_issue(value, str(name), free=free)
+                if found is not None:
+                    raise ValueError(found)
         return data
 
 
-def nul_at(value: Any, path: str) -> str | None:
-    """Where JSON holds a string (value or key) with a NUL character, or ``None``."""
+def text_issue(value: Any, path: str, *, free: bool = False, depth: int = 0) -> str | None:
+    """What is wrong with the text in JSON ``value`` (keys are always one line), or ``None``."""
     if isinstance(value, str):
-        return path if "\x00" in value else None
+        return _bad_char(value, TEXT_BAD if free else LINE_BAD, path, "the string")
+    if depth > 64:  # the boundary allows far less; this guards bodies built in Python
+        return f"{path}: nested too deep"
     items: Any = ()
     if isinstance(value, dict):
         for key in value:
-            if isinstance(key, str) and "\x00" in key:
-                return f"{path}.{key!r}"
+            found = _bad_char(key, LINE_BAD, path, "a key") if isinstance(key, str) else None
+            if found is not None:
+                return found
         items = ((f"{path}.{k}", v) for k, v in value.items())
     elif isinstance(value, list):
         items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
     for where, inner in items:
-        found = nul_at(inner, where)
+        found = text_issue(inner, where, free=free, depth=depth + 1)
         if found is not None:
             return found
     return None
 
 
-def non_finite_at(value: Any, path: str) -> str | None:
-    """Where free-form JSON (``properties``) holds a NaN or infinity, or ``None``."""
+def _bad_char(text: str, bad: re.Pattern[str], path: str, what: str) -> str | None:
+    found = bad.search(text)
+    if found is None:
+        return None
+    char = ord(found.group())
+    kind = "a lone surrogate" if 0xD800 <= char <= 0xDFFF else "a control character"
+    return f"{path}: {what} holds {kind} (U+{char:04X}) at index {found.start()}"
+
+
+def free_json_issue(value: Any, path: str) -> tuple[str, str] | None:
+    """Where free-form JSON would not read back as given, and why; or ``None``.
+
+    Refused: NaN and infinities (JSON has none), integers beyond 64 bits, nesting deeper than
+    :data:`FREE_JSON_MAX_DEPTH`, more than :data:`FREE_JSON_MAX_BYTES` as JSON. Text is the
+    boundary's and :class:`Body`'s.
+    """
+    found = _free_issue(value, path, 0)
+    if found is None:
+        try:
+            size = len(msgspec.json.encode(value))
+        except (TypeError, ValueError, OverflowError) as exc:
+            return path, f"not storable as JSON: {exc}"
+        if size > FREE_JSON_MAX_BYTES:
+            return path, f"{size} bytes as JSON: at most {FREE_JSON_MAX_BYTES}"
+    return found
+
+
+def _free_issue(value: Any, path: str, depth: int) -> tuple[str, str] | None:
     if isinstance(value, float) and not math.isfinite(value):
-        return path
+        return path, "numbers must be finite (no NaN, Infinity)"
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not INT64[0] <= value <= INT64[1]:
+            return path, "integers must fit in 64 bits"
+        return None
     items: Any = ()
     if isinstance(value, dict):
         items = ((f"{path}.{k}", v) for k, v in value.items())
     elif isinstance(value, list):
         items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    if depth >= FREE_JSON_MAX_DEPTH:
+        return path, f"nested deeper than {FREE_JSON_MAX_DEPTH} levels"
     for where, inner in items:
-        found = non_finite_at(inner, where)
+        found = _free_issue(inner, where, depth + 1)
         if found is not None:
             return found
     return None
@@ -202,7 +290,29 @@ class JsonResponse(JSONResponse):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return msgspec.json.encode(content)
+        try:
+            return msgspec.json.encode(content)
+        except UnicodeEncodeError:
+            # Text stored before the API refused lone surrogates: answer it escaped, rather
+            # than fail every list that holds it (for every tenant, if the object is shared).
+            return msgspec.json.encode(_escaped_json(msgspec.to_builtins(content)))
+
+
+def escaped(text: str) -> str:
+    """``text`` with control characters and lone surrogates spelled as escapes (``\\ud800``)."""
+    if LINE_BAD.search(text) is None:
+        return text
+    return LINE_BAD.sub(lambda found: repr(found.group())[1:-1], text)
+
+
+def _escaped_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return escaped(value) if TEXT_BAD.search(value) else value
+    if isinstance(value, dict):
+        return {_escaped_json(k): _escaped_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped_json(v) for v in value]
+    return value
 
 
 def owned_by(scope: Scope, enterprise_id: str | None, what: str) -> str:

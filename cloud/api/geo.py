@@ -8,35 +8,49 @@ regulator only those made within its region.
 
 from __future__ import annotations
 
-import math
+import logging
 import uuid
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, status
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, create_model
 from shapely.geometry import shape
 
 from cloud.api import schemas as out
 from cloud.api.deps import (
+    FREE_JSON_MAX_BYTES,
+    FREE_JSON_MAX_DEPTH,
+    FREE_TEXT,
     MAX_EPOCH_MS,
     Body,
     CallerScope,
     CrsParam,
+    IdPath,
     JsonResponse,
+    Line,
     ServicesDep,
     bad_request,
-    non_finite_at,
+    free_json_issue,
     not_found,
 )
 from cloud.auth import Scope
 from cloud.coords import Crs
 from cloud.models import GeoKind, GeoObject, region_contains
-from cloud.rules.geometry import GeometryError, parse_geometry, to_geojson
+from cloud.rules.geometry import (
+    GeometryError,
+    check_corridor_widths,
+    check_validity_period,
+    parse_geometry,
+    to_geojson,
+)
+from cloud.rules.objects import ObjectError
+from cloud.rules.objects import read as read_properties
 
 __all__ = ["KINDS", "router"]
 
 router = APIRouter(default_response_class=JsonResponse)
+log = logging.getLogger(__name__)
 
 #: Path segment and allowed geometry types of each kind.
 KINDS: dict[GeoKind, tuple[str, tuple[str, ...]]] = {
@@ -45,19 +59,115 @@ KINDS: dict[GeoKind, tuple[str, tuple[str, ...]]] = {
     "route": ("routes", ("LineString", "MultiLineString")),
     "trip": ("trips", ("LineString", "MultiLineString", "MultiPoint")),
 }
-_RESERVED = ("name", "enterprise_id", "valid_from_ms", "valid_to_ms", "kind", "version")
+#: Properties the object keeps in fields of its own (or the server sets), not among the others.
+_RESERVED = (
+    "name", "enterprise_id", "valid_from_ms", "valid_to_ms", "kind", "version", "updated_ms",
+)  # fmt: skip
+_EpochMs = Annotated[int, Field(ge=0, le=MAX_EPOCH_MS)]
+_Metres = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+class FeaturePropertiesIn(BaseModel):
+    """What a Feature's ``properties`` say: ``name`` (not blank) is required. Any others are
+    kept as given (``windows``, ``max_stay_s``, ...): free-form JSON with finite numbers,
+    integers within 64 bits, nested at most %d deep, at most %d bytes as JSON.
+    ``kind``, ``version`` and ``updated_ms`` of a Feature read before are ignored."""
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="allow")
+
+    name: Annotated[Line, Field(min_length=1, max_length=256, description="not blank")]
+    enterprise_id: Annotated[Line, Field(min_length=1, max_length=128)] | None = Field(
+        default=None,
+        description="left out: the caller's enterprise; `null`: shared (regulator-wide), made "
+        "only by admins and regulators",
+        json_schema_extra=_no_default,
+    )
+    valid_from_ms: _EpochMs | None = Field(default=None, description="valid from (UTC epoch ms)")
+    valid_to_ms: _EpochMs | None = Field(default=None, description="valid until (UTC epoch ms)")
+
+
+FeaturePropertiesIn.__doc__ = (FeaturePropertiesIn.__doc__ or "") % (
+    FREE_JSON_MAX_DEPTH,
+    FREE_JSON_MAX_BYTES,
+)
+
+
+class RoutePropertiesIn(FeaturePropertiesIn):
+    """What a route's ``properties`` say (see :class:`FeaturePropertiesIn`)."""
+
+    # Left out when there is none, never null (the answer omits it: RouteFeature says so).
+    corridor_m: _Metres | Annotated[list[_Metres], Field(min_length=1)] = Field(
+        default_factory=list,
+        description="corridor width in metres: one, or one per section of a LineString",
+        json_schema_extra=_no_default,
+    )
+
+
+class TripPropertiesIn(FeaturePropertiesIn):
+    """What a trip's ``properties`` say (see :class:`FeaturePropertiesIn`)."""
+
+    asset_id: Annotated[Line, Field(min_length=1, max_length=128)] | None = Field(
+        default=None,
+        description="the asset that makes the trip, in scope",
+        json_schema_extra=_no_default,
+    )
+
+
+_PROPERTIES: dict[GeoKind, type[FeaturePropertiesIn]] = {
+    "zone": FeaturePropertiesIn,
+    "lot": FeaturePropertiesIn,
+    "route": RoutePropertiesIn,
+    "trip": TripPropertiesIn,
+}
 
 
 class FeatureIn(Body):
     """A GeoJSON Feature; ``properties.name`` is required, ``properties.enterprise_id`` optional.
 
     Routes may carry ``corridor_m`` (one width, or one per section); trips an ``asset_id``.
+    Problems of the geometry and the properties answer a 422 naming the field and why.
     """
 
     type: Literal["Feature"] = "Feature"
-    id: str | None = Field(default=None, min_length=1, max_length=128)
+    id: Annotated[Line, Field(min_length=1, max_length=128)] | None = Field(
+        default=None, description="left out: the server makes one"
+    )
+    bbox: list[float] | None = Field(
+        default=None, min_length=4, max_length=6, description="ignored (GeoJSON allows it)"
+    )
     geometry: dict[str, Any]
-    properties: dict[str, Any] = Field(default_factory=dict)
+    properties: Annotated[dict[str, Any], FREE_TEXT] = Field(default_factory=dict)
+
+
+def _geometry_schema(types: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": f"GeoJSON {' or '.join(types)}, positions [lon, lat] in the request's "
+        "crs. Checked: longitude and latitude in range (and not swapped), enough positions, "
+        "closed rings, no self-intersection.",
+        "required": ["type", "coordinates"],
+        "properties": {"type": {"enum": list(types)}, "coordinates": {"type": "array"}},
+    }
+
+
+def _body_model(kind: GeoKind) -> type[FeatureIn]:
+    """The body of a kind's writes: :class:`FeatureIn` whose schema names that kind's
+    geometry types and properties (validated in :func:`_build`, which names the field)."""
+    properties = _PROPERTIES[kind]
+    return create_model(
+        f"{kind.title()}In",
+        __base__=FeatureIn,
+        __doc__=f"A {kind} as a GeoJSON Feature. " + (FeatureIn.__doc__ or ""),
+        geometry=(Annotated[dict[str, Any], WithJsonSchema(_geometry_schema(KINDS[kind][1]))], ...),
+        properties=(
+            Annotated[dict[str, Any], FREE_TEXT, WithJsonSchema(properties.model_json_schema())],
+            Field(default_factory=dict),
+        ),
+    )
 
 
 def feature(obj: GeoObject, crs: Crs) -> dict[str, Any]:
@@ -78,28 +188,24 @@ def _invalid(field: str, reason: str, detail: str) -> dict[str, Any]:
     return {"field": field, "reason": reason, "detail": detail}
 
 
-def _check_corridor(value: Any, geometry: dict[str, Any]) -> None:
-    widths = value if isinstance(value, list) else [value]
-    ok = widths and all(
-        isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w > 0
-        for w in widths
-    )
-    if not ok:
-        bad_request(_invalid("properties.corridor_m", "invalid_value", "widths are metres > 0"))
-    if isinstance(value, list) and geometry["type"] == "LineString":
-        sections = len(geometry["coordinates"]) - 1
-        if len(widths) != sections:
-            detail = f"{len(widths)} widths for {sections} sections: give one per section"
-            bad_request(_invalid("properties.corridor_m", "invalid_value", detail))
-
-
-def _optional_ms(props: dict[str, Any], key: str) -> int | None:
-    value = props.get(key)
-    if value is not None and (
-        not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_EPOCH_MS
-    ):
-        bad_request(_invalid(f"properties.{key}", "invalid_value", "UTC epoch ms, an integer"))
-    return value
+def _check_properties(kind: GeoKind, props: dict[str, Any]) -> FeaturePropertiesIn:
+    """The typed properties of a kind, or a 422 naming the field (free-form ones too)."""
+    name = props.get("name")
+    if not isinstance(name, str) or not name.strip():
+        bad_request(_invalid("properties.name", "missing_field", "a non-empty name is required"))
+    enterprise_id = props.get("enterprise_id")
+    if enterprise_id is not None and not isinstance(enterprise_id, str):
+        bad_request(_invalid("properties.enterprise_id", "wrong_type", "a string or null"))
+    try:
+        typed = _PROPERTIES[kind].model_validate(props)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        reason = "missing_field" if first["type"] == "missing" else "invalid_value"
+        bad_request(_invalid(f"properties.{first['loc'][0]}", reason, first["msg"]))
+    found = free_json_issue(props, "properties")
+    if found is not None:
+        bad_request(_invalid(found[0], "invalid_value", found[1]))
+    return typed
 
 
 async def _build(
@@ -107,12 +213,7 @@ async def _build(
 ) -> GeoObject:
     """Validate a Feature into a geo object in WGS-84 (422 naming what is wrong)."""
     props = dict(body.properties)
-    where = non_finite_at(props, "properties")
-    if where is not None:
-        bad_request(_invalid(where, "invalid_value", "numbers must be finite (no NaN, Infinity)"))
-    name = props.get("name")
-    if not isinstance(name, str) or not name.strip():
-        bad_request(_invalid("properties.name", "missing_field", "a non-empty name is required"))
+    typed = _check_properties(kind, props)
     try:
         shape = parse_geometry(body.geometry, crs=crs, kinds=KINDS[kind][1])
     except GeometryError as exc:
@@ -121,18 +222,22 @@ async def _build(
         bad_request(_invalid(path, exc.reason, exc.detail))
     geometry = to_geojson(shape)
     enterprise_id = props.get("enterprise_id", scope.enterprise_id)
-    if enterprise_id is not None and not isinstance(enterprise_id, str):
-        bad_request(_invalid("properties.enterprise_id", "wrong_type", "a string or null"))
     if not scope.can_write(enterprise_id):
         if enterprise_id is None:
             bad_request("only admins and regulators make shared objects", code=403)
         not_found("enterprise", enterprise_id)
-    if kind == "route" and "corridor_m" in props:
-        _check_corridor(props["corridor_m"], geometry)
-    if kind == "trip" and props.get("asset_id") is not None:
-        asset = await services.store.get_asset(
-            str(props["asset_id"]), enterprise_ids=scope.enterprise_ids
-        )
+    try:
+        if isinstance(typed, RoutePropertiesIn) and "corridor_m" in typed.model_fields_set:
+            check_corridor_widths(typed.corridor_m, shape)
+        check_validity_period(valid_from_ms=typed.valid_from_ms, valid_to_ms=typed.valid_to_ms)
+    except GeometryError as exc:
+        bad_request(_invalid(exc.path or "properties", exc.reason, exc.detail))
+    try:  # what the rules read of the properties: zone kinds, windows, overrides ...
+        read_properties(kind, props, geometry, default_from_ms=services.clock_ms())
+    except ObjectError as exc:
+        bad_request(_invalid(exc.field, "invalid_value", exc.detail))
+    if isinstance(typed, TripPropertiesIn) and typed.asset_id is not None:
+        asset = await services.store.get_asset(typed.asset_id, enterprise_ids=scope.enterprise_ids)
         if asset is None or (enterprise_id is not None and asset.enterprise_id != enterprise_id):
             bad_request(_invalid("properties.asset_id", "invalid_value", "no such asset here"))
     if enterprise_id is None and scope.region is not None:
@@ -140,13 +245,21 @@ async def _build(
     return GeoObject(
         id=object_id,
         kind=kind,
-        name=name.strip(),
+        name=typed.name.strip(),
         geometry=geometry,
         enterprise_id=enterprise_id,
         properties={k: v for k, v in props.items() if k not in _RESERVED},
-        valid_from_ms=_optional_ms(props, "valid_from_ms"),
-        valid_to_ms=_optional_ms(props, "valid_to_ms"),
+        valid_from_ms=typed.valid_from_ms,
+        valid_to_ms=typed.valid_to_ms,
     )
+
+
+async def _world_changed(services: ServicesDep) -> None:
+    """Every worker's rule service rebuilds its world within about a second."""
+    try:
+        await services.live.bump_registry_version()
+    except Exception:  # saved; the rules follow at their next rebuild
+        log.warning("registry version not increased", exc_info=True)
 
 
 async def _writable(
@@ -180,7 +293,7 @@ def _register(kind: GeoKind) -> None:
         )
 
     async def get_object(
-        object_id: str, services: ServicesDep, scope: CallerScope, crs: CrsParam = "wgs84"
+        object_id: IdPath, services: ServicesDep, scope: CallerScope, crs: CrsParam = "wgs84"
     ) -> JsonResponse:
         found = await services.store.get_geo(
             object_id, enterprise_ids=scope.enterprise_ids, kind=kind
@@ -192,26 +305,38 @@ def _register(kind: GeoKind) -> None:
     async def create_object(
         body: FeatureIn, services: ServicesDep, scope: CallerScope, crs: CrsParam = "wgs84"
     ) -> JsonResponse:
-        object_id = body.id or uuid.uuid4().hex
+        if body.id is not None and not scope.is_admin:
+            # Ids are global: a chosen one could tell whether another tenant uses it.
+            bad_request(
+                _invalid("id", "invalid_value", "only an admin chooses an id; leave it out")
+            )
+        object_id = body.id or f"{kind}-{uuid.uuid4().hex[:12]}"
         obj = await _build(kind, body, object_id, scope, services, crs)
         if await services.store.get_geo(object_id) is not None:
             bad_request(f"id {object_id!r} is already in use: PUT to change it", code=409)
         stored = await services.store.put_geo(obj, now_ms=services.clock_ms())
+        await _world_changed(services)
         return JsonResponse(feature(stored, crs), status_code=status.HTTP_201_CREATED)
 
     async def replace_object(
-        object_id: str, body: FeatureIn, services: ServicesDep, scope: CallerScope,
+        object_id: IdPath, body: FeatureIn, services: ServicesDep, scope: CallerScope,
         crs: CrsParam = "wgs84",
     ) -> JsonResponse:  # fmt: skip
         await _writable(kind, object_id, scope, services)
         obj = await _build(kind, body, object_id, scope, services, crs)
         stored = await services.store.put_geo(obj, now_ms=services.clock_ms())
+        await _world_changed(services)
         return JsonResponse(feature(stored, crs))
 
-    async def delete_object(object_id: str, services: ServicesDep, scope: CallerScope) -> None:
+    async def delete_object(object_id: IdPath, services: ServicesDep, scope: CallerScope) -> None:
         await _writable(kind, object_id, scope, services)
         await services.store.delete_geo(object_id, include_shared=True)
+        await _world_changed(services)
 
+    # The body's schema is the kind's own (its geometry types, its properties).
+    create_object.__annotations__["body"] = replace_object.__annotations__["body"] = _body_model(
+        kind
+    )
     label = kind
     router.add_api_route(f"/{plural}", list_objects, methods=["GET"], tags=tags,
                          summary=f"List {plural} in scope (FeatureCollection)",

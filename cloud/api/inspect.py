@@ -43,7 +43,7 @@ async def rejected(
 async def gaps(
     services: ServicesDep,
     scope: CallerScope,
-    gateway_id: str | None = None,
+    gateway_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> JsonResponse:
     """Runs of gateway sequence numbers never received, newest first, in scope."""

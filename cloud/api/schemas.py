@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloud.api.boundary import MAX_BODY_BYTES, MAX_DEPTH, MAX_PARAM_CHARS
 from cloud.models import AlertAction, AlertState, AssetClass, Role
 from wire.items import FixQuality, Quality
 
@@ -84,18 +85,28 @@ class InvalidField(_Out):
 
 
 class ValidationIssue(_Out):
-    """One problem found while reading the request (FastAPI/pydantic validation)."""
+    """One problem found while reading the request (the rules every request follows, then the
+    route's own model); ``input`` echoes what was refused, cut short and with control
+    characters and lone surrogates escaped."""
 
     model_config = ConfigDict(extra="allow")
 
-    loc: list[str | int]
+    loc: list[str | int] = Field(description="where: `body`, `query` or `path`, then the field")
     msg: str
-    type: str
+    type: str = Field(description="e.g. `missing`, `int_type`, `string_control`, `too_deep`")
 
 
 class ValidationErrorOut(_Out):
-    """A 422: the request is not valid. ``detail`` is the list of validation issues, a sentence,
-    or (GeoJSON bodies) the field that is wrong and why."""
+    __doc__ = f"""A 422: the request is not valid. ``detail`` is the list of validation issues,
+    a sentence, or (GeoJSON bodies) the field that is wrong and why.
+
+    Every request follows these rules before its route reads it: a body is JSON
+    (``Content-Type: application/json``), UTF-8 without BOM, at most {MAX_BODY_BYTES} bytes,
+    nested at most {MAX_DEPTH} deep; no text (body strings and keys, query parameters, the path)
+    holds a lone surrogate or a control character, except TAB and LF in free-text fields (such
+    as comments); query values are at most {MAX_PARAM_CHARS} characters. Bodies are read
+    strictly: no unknown fields, no `false` for 0, no `"12"` for 12, no 12.0 for an integer.
+    """
 
     detail: list[ValidationIssue] | InvalidField | str
 
@@ -105,7 +116,7 @@ _ERRORS: dict[int, tuple[type[BaseModel], str]] = {
     403: (ErrorOut, "Not allowed for this key"),
     404: (ErrorOut, "Not found, or outside the caller's scope"),
     409: (ErrorOut, "Conflict with the stored state"),
-    422: (ValidationErrorOut, "Invalid request"),
+    422: (ValidationErrorOut, "Invalid request (body, query or path: see ValidationErrorOut)"),
 }
 
 

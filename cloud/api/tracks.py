@@ -12,6 +12,7 @@ from cloud.api.deps import (
     MAX_EPOCH_MS,
     CallerScope,
     CrsParam,
+    IdPath,
     JsonResponse,
     ServicesDep,
     bad_request,
@@ -24,6 +25,7 @@ from cloud.rules.geometry import simplify_indices_m
 __all__ = ["router", "track_feature"]
 
 router = APIRouter(default_response_class=JsonResponse, tags=["assets"])
+_END_MS = "to (UTC epoch ms, exclusive): must be after start_ms (else a 422)"
 #: Largest radius a nearby search accepts (an emergency response area, not a province).
 MAX_RADIUS_M = 100_000.0
 
@@ -77,18 +79,19 @@ def track_feature(
     responses=out.errors(404),
 )
 async def track(
-    asset_id: str,
+    asset_id: IdPath,
     services: ServicesDep,
     scope: CallerScope,
     start_ms: Annotated[
         int, Query(ge=0, le=MAX_EPOCH_MS, description="from (UTC epoch ms, inclusive)")
     ],
-    end_ms: Annotated[
-        int, Query(ge=0, le=MAX_EPOCH_MS, description="to (UTC epoch ms, exclusive)")
-    ],
+    end_ms: Annotated[int, Query(ge=0, le=MAX_EPOCH_MS, description=_END_MS)],
     crs: CrsParam = "wgs84",
     simplify: Annotated[
-        float | None, Query(alias="simplify_m", gt=0, le=10_000, description="tolerance in m")
+        float | None,
+        Query(
+            alias="simplify_m", gt=0, le=10_000, allow_inf_nan=False, description="tolerance in m"
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1_000_000)] = 100_000,
 ) -> JsonResponse:
@@ -120,9 +123,9 @@ async def track(
 async def nearby(
     services: ServicesDep,
     scope: CallerScope,
-    lat: Annotated[float, Query(ge=-90, le=90)],
-    lon: Annotated[float, Query(ge=-180, le=180)],
-    radius_m: Annotated[float, Query(gt=0, le=MAX_RADIUS_M)],
+    lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False)],
+    lon: Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False)],
+    radius_m: Annotated[float, Query(gt=0, le=MAX_RADIUS_M, allow_inf_nan=False)],
     crs: CrsParam = "wgs84",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> JsonResponse:

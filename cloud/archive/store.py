@@ -20,6 +20,7 @@ import wire
 from cloud.archive import schema as s
 from cloud.archive._base import ConflictError, Scope
 from cloud.archive._ops import AlarmMark, StoreOps
+from cloud.archive._files import make_sqlite_files_private
 from cloud.archive._sql import (
     StoreError,
     create_engine_for,
@@ -63,7 +64,11 @@ class Store(StoreOps):
             url: ``sqlite+aiosqlite:///file.db`` or ``postgresql+asyncpg://user@host/db``.
             schema: PostgreSQL schema to use (created if missing); tests use one per run.
             echo: log every SQL statement.
+
+        A SQLite file is created with mode 0600 (and so are its ``-wal`` and ``-shm`` files),
+        an existing one made 0600: the archive is for the service's user only.
         """
+        make_sqlite_files_private(url)
         engine = create_engine_for(url, schema=schema, echo=echo)
         try:
             await migrate(engine, schema=schema)

@@ -2,9 +2,10 @@
 
 Zones, routes, lots and trips arrive as GeoJSON drawn on a map that may be GCJ-02 or BD-09.
 :func:`parse_geometry` checks the structure, rejects what a person most often gets wrong (an
-unclosed or self-intersecting ring, longitude and latitude swapped, an empty geometry) with a
-:class:`GeometryError` naming the problem and where it is, and returns a shapely geometry in
-WGS-84. Distances are metres: :class:`LocalProjection` maps to an azimuthal equidistant plane
+unclosed or self-intersecting ring, longitude and latitude swapped, an empty geometry, a line
+shorter than a metre) with a :class:`GeometryError` naming the problem and where it is, and
+returns a shapely geometry in WGS-84. :func:`check_corridor_widths` and
+:func:`check_validity_period` check the properties that go with a geometry. Distances are metres: :class:`LocalProjection` maps to an azimuthal equidistant plane
 around a centre, which is accurate to well under a metre across a city.
 """
 
@@ -27,9 +28,12 @@ from cloud.coords import CRS_NAMES, Crs, convert_array
 
 __all__ = [
     "GEOMETRY_TYPES",
+    "MIN_LINE_LENGTH_M",
     "GeometryError",
     "LocalProjection",
     "buffer_m",
+    "check_corridor_widths",
+    "check_validity_period",
     "geodesic_distance_m",
     "parse_geometry",
     "simplify_indices_m",
@@ -45,6 +49,8 @@ GEOMETRY_TYPES: Final = (
 _CHINA_LON: Final = (72.0, 137.9)
 _CHINA_LAT: Final = (0.8, 55.9)
 _GEOD: Final = Geod(ellps="WGS84")
+#: The shortest line (route, trip) taken, in metres: shorter is a click, not a path.
+MIN_LINE_LENGTH_M: Final = 1.0
 
 Position = Sequence[float]
 
@@ -55,9 +61,11 @@ class GeometryError(ValueError):
     Attributes:
         reason: ``malformed``, ``unsupported_type``, ``wrong_kind``, ``empty``, ``bad_position``,
             ``too_few_points``, ``unclosed_ring``, ``self_intersection``, ``swapped_lon_lat``,
-            ``out_of_range``, ``invalid``, or ``unknown_crs``.
+            ``out_of_range``, ``zero_length``, ``invalid``, or ``unknown_crs``; for a property
+            ``invalid_value``.
         detail: what is wrong, in words.
-        path: where in the GeoJSON (``coordinates[0][3]``), when known.
+        path: where in the GeoJSON geometry (``coordinates[0][3]``), when known; for a
+            property, the Feature's field (``properties.corridor_m``).
     """
 
     def __init__(self, reason: str, detail: str, *, path: str | None = None) -> None:
@@ -214,7 +222,71 @@ def parse_geometry(
     _check_ranges(points)
     geom = shape({"type": kind, "coordinates": obj["coordinates"]})
     _check_valid(geom)
-    return transform_geometry(geom, src=crs, dst="wgs84")
+    result = transform_geometry(geom, src=crs, dst="wgs84")
+    _check_length(result)
+    return result
+
+
+def _check_length(geom: BaseGeometry) -> None:
+    if geom.geom_type not in ("LineString", "MultiLineString"):
+        return
+    multi = geom.geom_type == "MultiLineString"
+    for i, line in enumerate(shapely.get_parts(geom)):
+        length_m = float(_GEOD.geometry_length(line))
+        if length_m < MIN_LINE_LENGTH_M:
+            raise GeometryError(
+                "zero_length",
+                f"the line is {length_m:.2f} m long, at least {MIN_LINE_LENGTH_M:g} m needed: "
+                "are all its positions the same?",
+                path=f"coordinates[{i}]" if multi else "coordinates",
+            )
+
+
+def check_corridor_widths(value: Any, route: BaseGeometry) -> None:
+    """Check a route's ``corridor_m``: metres > 0, one width for all sections or one each.
+
+    A line of n positions has n - 1 sections (a MultiLineString: those of its lines, in
+    order). ``corridor_m`` is a number, a list of one number (for every section), or a list
+    of one number per section.
+
+    Raises:
+        GeometryError: ``invalid_value`` at ``properties.corridor_m``, saying what is wrong.
+    """
+    widths = value if isinstance(value, list) else [value]
+    if not widths or not all(_is_width(w) for w in widths):
+        raise GeometryError(
+            "invalid_value", "corridor widths are metres > 0: a number or a list of numbers",
+            path="properties.corridor_m",
+        )  # fmt: skip
+    sections = sum(len(line.coords) - 1 for line in shapely.get_parts(route))
+    if len(widths) not in (1, sections):
+        raise GeometryError(
+            "invalid_value",
+            f"{len(widths)} widths for {sections} section{'' if sections == 1 else 's'}: "
+            "give one width per section or one for all",
+            path="properties.corridor_m",
+        )
+
+
+def _is_width(value: Any) -> bool:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number and math.isfinite(value) and value > 0
+
+
+def check_validity_period(*, valid_from_ms: int | None, valid_to_ms: int | None) -> None:
+    """Check that an object's validity ends after it starts (either end may be open).
+
+    Raises:
+        GeometryError: ``invalid_value`` at ``properties.valid_to_ms`` when it is not after
+            ``valid_from_ms``: such an object would never be valid.
+    """
+    if valid_from_ms is None or valid_to_ms is None or valid_to_ms > valid_from_ms:
+        return
+    raise GeometryError(
+        "invalid_value",
+        f"valid_to_ms ({valid_to_ms}) must be after valid_from_ms ({valid_from_ms})",
+        path="properties.valid_to_ms",
+    )
 
 
 def transform_geometry(geom: BaseGeometry, *, src: Crs, dst: Crs) -> BaseGeometry:
@@ -265,6 +337,13 @@ class LocalProjection:
         """A projection centred on the middle of ``geom``'s bounding box."""
         minx, miny, maxx, maxy = geom.bounds
         return cls((minx + maxx) / 2.0, (miny + maxy) / 2.0)
+
+    def forward(
+        self, lons: npt.NDArray[np.float64], lats: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """WGS-84 degrees to metres, for arrays of points (one call for a whole batch)."""
+        x, y = self._fwd.transform(lons, lats)
+        return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
 
     def to_metric(self, geom: BaseGeometry) -> BaseGeometry:
         """WGS-84 degrees to metres east/north of the centre."""
@@ -332,10 +411,3 @@ def geodesic_distance_m(
     )
     _, _, dist = _GEOD.inv(x1, y1, x2, y2)
     return np.asarray(dist, dtype=np.float64)
-    def forward(
-        self, lons: npt.NDArray[np.float64], lats: npt.NDArray[np.float64]
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """WGS-84 degrees to metres, for arrays of points (one call for a whole batch)."""
-        x, y = self._fwd.transform(lons, lats)
-        return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-

@@ -54,7 +54,12 @@ async def test_zone_crud_in_gcj02(world: World) -> None:
 
 async def test_zone_id_taken_is_409(world: World) -> None:
     body = {**feature({"type": "Polygon", "coordinates": [SQUARE]}), "id": "zone-jy"}
-    assert (await world.send("POST", "disp-jy", "/zones", body)).status_code == 409
+    assert (await world.send("POST", "admin", "/zones", body)).status_code == 409
+    # Only an admin chooses ids: naming one, taken or free, tells a tenant nothing.
+    taken = await world.send("POST", "disp-jy", "/zones", body)
+    free = await world.send("POST", "disp-jy", "/zones", {**body, "id": "zone-free"})
+    assert taken.status_code == free.status_code == 422
+    assert taken.json() == free.json()
     # Kinds do not mix: a zone is not a route.
     assert (await world.get("disp-jy", "/routes/zone-jy")).status_code == 404
 
@@ -141,7 +146,7 @@ async def test_zone_id_taken_is_409(world: World) -> None:
         (
             "/trips",
             {"type": "LineString", "coordinates": [[120.3, 31.5], [120.4, 31.5]]},
-            {"asset_id": "truck-sz"},
+            {"asset_id": "truck-sz", "route_id": "r", "start_ms": 1, "end_ms": 2},
             "properties.asset_id",
             "invalid_value",
         ),
@@ -180,8 +185,9 @@ async def test_route_with_corridor_per_section_and_trip(world: World) -> None:
     assert route.status_code == 201, route.text
     assert route.json()["properties"]["corridor_m"] == [50, 80]
     trip = feature(
-        line, asset_id="truck-jy", route_id=route.json()["id"], valid_from_ms=1, valid_to_ms=2
-    )
+        line, asset_id="truck-jy", route_id=route.json()["id"], start_ms=1, end_ms=5,
+        valid_from_ms=1, valid_to_ms=2,
+    )  # fmt: skip
     created = await world.send("POST", "disp-jy", "/trips", trip)
     assert created.status_code == 201, created.text
     assert created.json()["properties"]["valid_to_ms"] == 2

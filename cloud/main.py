@@ -29,6 +29,7 @@ from cloud.archive import Store
 from cloud.config import CloudSettings, MqttSettings
 from cloud.ingest import Ingest, Spill, Step, serve
 from cloud.live import LiveState, MemoryLiveState, RedisLiveState
+from cloud.watch import RuleService
 
 __all__ = ["API_PREFIX", "create_app", "mqtt_tls_context", "open_live_state"]
 
@@ -79,6 +80,8 @@ async def _retention_loop(services: Services) -> None:
 
 
 def _ingest_task(services: Services, steps: tuple[Step, ...]) -> Coroutine[Any, Any, None]:
+    if services.rules is not None:
+        steps = (services.rules.step, *steps)
     mqtt = services.settings.mqtt
     embedded = isinstance(services.live, MemoryLiveState)
     ingest = Ingest(
@@ -108,6 +111,7 @@ def create_app(
     run_retention: bool = True,
     clock_ms: Callable[[], int] = wall_clock_ms,
     live_keepalive_s: float = 15.0,
+    run_rules_clock: bool = True,
 ) -> FastAPI:
     """The cloud API app.
 
@@ -120,6 +124,8 @@ def create_app(
         run_retention: run the periodic retention job.
         clock_ms: the clock (UTC epoch ms) used for alert handling and retention.
         live_keepalive_s: keep-alive interval of live streams (each also re-checks the key).
+        run_rules_clock: run the rules' clock (windows, stops, trips ending), one worker at a
+            time.
     """
     settings = settings or CloudSettings()
     ingest_on = settings.mqtt.enabled if run_ingest is None else run_ingest
@@ -135,12 +141,19 @@ def create_app(
                 )
                 stack.push_async_callback(archive.close)
             state = live if live is not None else await open_live_state(settings, stack)
+            alerts = AlertService(archive, state)
+            rules = RuleService(
+                store=archive, live=state, alerts=alerts, config=settings.rules, clock=clock_ms
+            )
+            await rules.refresh(force=True)
             services = Services(
                 store=archive, live=state, settings=settings, clock_ms=clock_ms,
-                alerts=AlertService(archive, state), live_keepalive_s=live_keepalive_s,
+                alerts=alerts, rules=rules, live_keepalive_s=live_keepalive_s,
             )  # fmt: skip
             app.state.services = services
             tasks: list[asyncio.Task[None]] = []
+            if run_rules_clock:
+                tasks.append(asyncio.create_task(rules.run_timer(), name="rules-clock"))
             if ingest_on:
                 tasks.append(asyncio.create_task(_ingest_task(services, steps), name="ingest"))
             if run_retention:

@@ -259,7 +259,7 @@ class GatewayLive(msgspec.Struct, frozen=True, kw_only=True):
 
 
 #: Kinds of live feed events.
-LiveKind = Literal["fix", "reading", "alert", "gateway", "vessel"]
+LiveKind = Literal["fix", "reading", "alert", "gateway", "vessel", "finding"]
 
 
 class LiveEvent(msgspec.Struct, frozen=True, kw_only=True):

@@ -221,6 +221,68 @@ class AlertService:
                 data=data,
             )
 
+    async def on_finding(
+        self,
+        *,
+        enterprise_id: str,
+        key: str,
+        kind: str,
+        action: str,
+        ts_ms: int,
+        level: str,
+        asset_id: str | None,
+        message: str,
+        data: dict[str, Any],
+    ) -> Alert | None:
+        """Apply what a rule found (:mod:`cloud.rules.events`) to the alert of its condition.
+
+        ``open`` opens an alert at the observation time ``ts_ms``, or counts a repeat of an
+        instantaneous finding on the one still open (``count``, ``last_ms`` and position in its
+        data); ``update`` moves an open alert's start earlier (late data showed the condition
+        began before); ``escalate`` raises it to ``critical``; ``close`` closes it at ``ts_ms``.
+        """
+        if action == "close":
+            return await self.clear_condition(
+                enterprise_id=enterprise_id, key=key, now_ms=ts_ms, comment=message
+            )
+        current = await self.store.open_alert(enterprise_id, key)
+        if current is None:
+            if action != "open":
+                return None
+            alert = new_alert(
+                alert_id=self.id_factory(), enterprise_id=enterprise_id, key=key, kind=kind,
+                level=level, now_ms=ts_ms, asset_id=asset_id, message=message,
+                data={**data, "count": 1, "last_ms": ts_ms},
+            )  # fmt: skip
+            try:
+                await self.store.insert_alert(alert)
+            except ConflictError:
+                current = await self.store.open_alert(enterprise_id, key)
+                if current is None:
+                    raise
+                return current
+            await self._publish(alert)
+            return alert
+        merged = dict(current.data)
+        changes: dict[str, Any]
+        if action == "open":
+            if merged.get("last_ms") == ts_ms:
+                return current  # the same finding again (a re-evaluation): nothing new
+            merged.update(data, count=int(merged.get("count", 1)) + 1, last_ms=ts_ms)
+            changes = {"data": merged}
+        elif action == "update":
+            start = int(data.get("start_ms", ts_ms))
+            if start >= current.opened_ms:
+                return current
+            changes = {"opened_ms": start, "data": {**merged, "start_ms": start}}
+        elif action == "escalate":
+            changes = {"level": "critical", "data": {**merged, "escalated_ms": ts_ms}}
+        else:
+            raise ValueError(f"unknown finding action {action!r}")
+        return await self._apply(
+            current, "update", by=SYSTEM, comment="", now_ms=ts_ms, changes=changes
+        )
+
     async def clear_condition(
         self, *, enterprise_id: str, key: str, now_ms: int, by: str = SYSTEM, comment: str = ""
     ) -> Alert | None:

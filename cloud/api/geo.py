@@ -330,7 +330,7 @@ def _register(kind: GeoKind) -> None:
 
     async def delete_object(object_id: IdPath, services: ServicesDep, scope: CallerScope) -> None:
         await _writable(kind, object_id, scope, services)
-        await services.store.delete_geo(object_id, include_shared=True)
+        await services.store.delete_geo(object_id, include_shared=True, now_ms=services.clock_ms())
         await _world_changed(services)
 
     # The body's schema is the kind's own (its geometry types, its properties).

@@ -50,7 +50,7 @@ router = APIRouter(tags=["live"])
 #: How long a ticket may wait before the stream it is for opens.
 TICKET_TTL_S: Final = 30.0
 _TICKET_QUERY = Query(description="a ticket from POST /live/tickets, if no Authorization header")
-_KINDS: Final = frozenset({"fix", "reading", "alert", "gateway", "vessel"})
+_KINDS: Final = frozenset({"fix", "reading", "alert", "gateway", "vessel", "finding"})
 _ENCODER: Final = msgspec.json.Encoder()
 
 

@@ -213,6 +213,25 @@ geo_objects: Final = Table(
     Index("ix_geo_kind", "kind", "enterprise_id"),
 )
 
+#: Every version of every geo object (schema 6): a zone's geometry or window can change from a
+#: date on, and a replay of last month uses last month's version. A deleted object's versions
+#: end at its deletion (``valid_to_ms``).
+geo_versions: Final = Table(
+    "geo_versions",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("enterprise_id", String(128)),
+    Column("name", Text, nullable=False),
+    Column("geometry", JSON, nullable=False),
+    Column("properties", JSON, nullable=False),
+    Column("valid_from_ms", BigInteger),
+    Column("valid_to_ms", BigInteger),
+    Column("updated_ms", BigInteger),
+    Index("ix_geo_versions_kind", "kind"),
+)
+
 api_keys: Final = Table(
     "api_keys",
     metadata,
@@ -347,6 +366,19 @@ async def _v5(conn: AsyncConnection) -> None:
         )
 
 
+async def _v6(conn: AsyncConnection) -> None:
+    """The version history of geo objects, seeded with each object's current version."""
+    await conn.run_sync(geo_versions.create, checkfirst=True)
+    columns = "id, version, kind, enterprise_id, name, geometry, properties, valid_from_ms, " \
+        "valid_to_ms, updated_ms"  # fmt: skip
+    await conn.execute(
+        text(
+            f"INSERT INTO geo_versions ({columns}) SELECT {columns} FROM geo_objects "
+            "WHERE id NOT IN (SELECT id FROM geo_versions)"
+        )
+    )
+
+
 #: Migration steps; step ``i`` brings the schema from version ``i`` to ``i + 1``. Steps are
 #: idempotent, because a new database is created at the current layout by step 1.
 MIGRATIONS: Final[tuple[Callable[[AsyncConnection], Awaitable[None]], ...]] = (
@@ -355,5 +387,6 @@ MIGRATIONS: Final[tuple[Callable[[AsyncConnection], Awaitable[None]], ...]] = (
     _v3,
     _v4,
     _v5,
+    _v6,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

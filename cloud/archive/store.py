@@ -11,16 +11,17 @@ reported exactly like a missing one (``None`` / ``False``), so the API can answe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Sequence
 
 import msgspec
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, delete, or_, select, update
 
 import wire
 from cloud.archive import schema as s
 from cloud.archive._base import ConflictError, Scope
-from cloud.archive._ops import AlarmMark, StoreOps
 from cloud.archive._files import make_sqlite_files_private
+from cloud.archive._ops import AlarmMark, StoreOps
 from cloud.archive._sql import (
     StoreError,
     create_engine_for,
@@ -373,7 +374,18 @@ class Store(StoreOps):
             stored = msgspec.structs.replace(obj, version=(current or 0) + 1, updated_ms=now_ms)
             row = msgspec.structs.asdict(stored)
             await conn.execute(upsert(self.dialect, s.geo_objects, row, ("id",)))
+            await conn.execute(upsert(self.dialect, s.geo_versions, row, ("id", "version")))
         return stored
+
+    async def geo_history(
+        self, kinds: Collection[str] = ("zone", "lot", "route", "trip")
+    ) -> list[GeoObject]:
+        """Every version of the geo objects of these kinds (the rules' world), by id and version;
+        a deleted object's versions end at its deletion."""
+        c = s.geo_versions.c
+        query = select(s.geo_versions).where(c.kind.in_(list(kinds))).order_by(c.id, c.version)
+        async with self.engine.connect() as conn:
+            return [geo_from_row(r._mapping) for r in await conn.execute(query)]
 
     async def get_geo(
         self,
@@ -398,9 +410,17 @@ class Store(StoreOps):
         return await self._geo_query(enterprise_ids, kind, include_shared, None)
 
     async def delete_geo(
-        self, object_id: str, *, enterprise_ids: Scope = None, include_shared: bool = False
+        self,
+        object_id: str,
+        *,
+        enterprise_ids: Scope = None,
+        include_shared: bool = False,
+        now_ms: int | None = None,
     ) -> bool:
-        """Delete a geo object in scope (regulator-wide ones only with ``include_shared``)."""
+        """Delete a geo object in scope (regulator-wide ones only with ``include_shared``); its
+        versions end at ``now_ms`` (the rules stop applying it then)."""
+        if now_ms is None:
+            now_ms = time.time_ns() // 1_000_000
         if (
             await self.get_geo(
                 object_id, enterprise_ids=enterprise_ids, include_shared=include_shared
@@ -408,7 +428,17 @@ class Store(StoreOps):
             is None
         ):
             return False
-        return await self._delete(s.geo_objects, None, None, id=object_id)
+        ended = await self._delete(s.geo_objects, None, None, id=object_id)
+        if ended:
+            c = s.geo_versions.c
+            stmt = (
+                update(s.geo_versions)
+                .where(c.id == object_id, or_(c.valid_to_ms.is_(None), c.valid_to_ms > now_ms))
+                .values(valid_to_ms=now_ms)
+            )
+            async with self.engine.begin() as conn:
+                await conn.execute(stmt)
+        return ended
 
     async def _geo_query(
         self, scope: Scope, kind: str | None, shared: bool, object_id: str | None

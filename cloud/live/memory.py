@@ -64,7 +64,11 @@ class MemoryLiveState:
     def __init__(self, *, queue_size: int = 10_000) -> None:
         self._latest: dict[str, LatestFix] = {}
         self._status: dict[str, dict[str, Any]] = {}
-        self._rules: dict[str, bytes] = {}
+        self._rules: dict[str, tuple[int, bytes]] = {}
+        self._checkpoints: dict[str, list[tuple[int, bytes]]] = {}
+        self._due: dict[str, int] = {}
+        self._lots: dict[str, dict[str, int]] = {}
+        self._locks: dict[str, tuple[str, float]] = {}
         self._gateways: dict[str, GatewayLive] = {}
         self._tickets: dict[str, tuple[str, float]] = {}
         self._seen: dict[str, set[int]] = {}
@@ -93,11 +97,57 @@ class MemoryLiveState:
     async def asset_status(self, asset_ids: Collection[str]) -> dict[str, dict[str, Any]]:
         return {a: dict(self._status[a]) for a in asset_ids if a in self._status}
 
-    async def get_rule_states(self, asset_ids: Collection[str]) -> dict[str, bytes]:
+    async def get_rule_states(self, asset_ids: Collection[str]) -> dict[str, tuple[int, bytes]]:
         return {a: self._rules[a] for a in asset_ids if a in self._rules}
 
-    async def set_rule_states(self, states: Mapping[str, bytes]) -> None:
-        self._rules.update(states)
+    async def put_rule_states(self, writes: Mapping[str, tuple[int, bytes]]) -> set[str]:
+        conflicts = set()
+        for asset_id, (expected, state) in writes.items():
+            stored = self._rules.get(asset_id, (0, b""))[0]
+            if stored != expected:
+                conflicts.add(asset_id)
+            else:
+                self._rules[asset_id] = (expected + 1, state)
+        return conflicts
+
+    async def rule_checkpoints(self, asset_id: str) -> list[tuple[int, bytes]]:
+        return list(self._checkpoints.get(asset_id, ()))
+
+    async def add_rule_checkpoint(
+        self, asset_id: str, clock_ms: int, state: bytes, *, keep_after_ms: int
+    ) -> None:
+        kept = [c for c in self._checkpoints.get(asset_id, ()) if c[0] >= keep_after_ms]
+        self._checkpoints[asset_id] = sorted([*kept, (clock_ms, state)])
+
+    async def set_rule_due(self, due: Mapping[str, int | None]) -> None:
+        for asset_id, when in due.items():
+            if when is None:
+                self._due.pop(asset_id, None)
+            else:
+                self._due[asset_id] = when
+
+    async def due_rule_assets(self, until_ms: int, *, limit: int = 10_000) -> list[str]:
+        due = sorted((when, a) for a, when in self._due.items() if when <= until_ms)
+        return [a for _, a in due[:limit]]
+
+    async def set_lot_members(self, changes: Sequence[tuple[str, str, int | None]]) -> None:
+        for lot_id, asset_id, since in changes:
+            members = self._lots.setdefault(lot_id, {})
+            if since is None:
+                members.pop(asset_id, None)
+            else:
+                members[asset_id] = since
+
+    async def lot_members(self, lot_ids: Collection[str]) -> dict[str, dict[str, int]]:
+        return {lot: dict(self._lots.get(lot, {})) for lot in lot_ids}
+
+    async def try_lock(self, name: str, owner: str, *, ttl_ms: int) -> bool:
+        now = time.monotonic()
+        holder = self._locks.get(name)
+        if holder is not None and holder[0] != owner and holder[1] > now:
+            return False
+        self._locks[name] = (owner, now + ttl_ms / 1000)
+        return True
 
     async def set_gateway(
         self,

@@ -66,12 +66,49 @@ class LiveState(SeqLedger, Protocol):
         """The status of each asset that has one."""
         ...
 
-    async def get_rule_states(self, asset_ids: Collection[str]) -> dict[str, bytes]:
-        """Opaque per-asset rule state (bytes encoded by the rules), for assets that have one."""
+    async def get_rule_states(self, asset_ids: Collection[str]) -> dict[str, tuple[int, bytes]]:
+        """Per-asset rule state (bytes encoded by the rules) and its version, for assets that
+        have one."""
         ...
 
-    async def set_rule_states(self, states: Mapping[str, bytes]) -> None:
-        """Store per-asset rule state (one pipeline for all)."""
+    async def put_rule_states(self, writes: Mapping[str, tuple[int, bytes]]) -> set[str]:
+        """Store rule states, each only if its stored version is still the one given (0: none
+        stored): compare-and-set, so two workers never both apply a transition. A written state
+        gets version + 1.
+
+        Returns:
+            The assets whose state changed meanwhile (not written: load and evaluate again).
+        """
+        ...
+
+    async def rule_checkpoints(self, asset_id: str) -> list[tuple[int, bytes]]:
+        """Checkpoints of an asset's rule state, oldest first: (evaluated-until ms, state)."""
+        ...
+
+    async def add_rule_checkpoint(
+        self, asset_id: str, clock_ms: int, state: bytes, *, keep_after_ms: int
+    ) -> None:
+        """Keep a checkpoint; drop those evaluated up to before ``keep_after_ms``."""
+        ...
+
+    async def set_rule_due(self, due: Mapping[str, int | None]) -> None:
+        """When each asset's rules next need the clock (``None``: never, forget it)."""
+        ...
+
+    async def due_rule_assets(self, until_ms: int, *, limit: int = 10_000) -> list[str]:
+        """Assets whose rules need the clock at or before ``until_ms``."""
+        ...
+
+    async def set_lot_members(self, changes: Sequence[tuple[str, str, int | None]]) -> None:
+        """``(lot, asset, since_ms)``: the asset is in the lot since then (``None``: left)."""
+        ...
+
+    async def lot_members(self, lot_ids: Collection[str]) -> dict[str, dict[str, int]]:
+        """Assets in each lot, with the time each was confirmed inside."""
+        ...
+
+    async def try_lock(self, name: str, owner: str, *, ttl_ms: int) -> bool:
+        """Take (or renew, for the same owner) a lock that expires by itself."""
         ...
 
     async def set_gateway(

@@ -7,7 +7,10 @@ Keys, all under ``prefix``:
   the enterprise of the entry it replaced (an asset moved to another tenant leaves its set).
 - ``geo`` and ``geo:<enterprise>``: GEO sets of latest positions (all, and per tenant for
   scoped ``nearby``).
-- ``status``: hash asset -> JSON status; ``rule:<asset>``: opaque rule state bytes.
+- ``status``: hash asset -> JSON status; ``rule:<asset>``: hash of the rule state (``s``) and
+  its version (``v``), written by a compare-and-set script; ``ckpt:<asset>``: sorted set of
+  checkpoints of it by time; ``due``: sorted set of assets by when their rules need the clock;
+  ``lot:<lot>``: hash of the assets in a lot and since when; ``lock:<name>``: expiring locks.
 - ``gw:<gateway>``: hash of the gateway's live fields.
 - ``seq:<gateway>:<block>``: de-duplication bitmaps, 65536 seqs per key, expiring after
   ``ledger_ttl_s``; one script per block sets the bits and returns the old ones, which
@@ -68,6 +71,19 @@ local old = {}
 for i = 2, #ARGV do old[i - 1] = redis.call('SETBIT', KEYS[1], ARGV[i], 1) end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return table.concat(old)
+"""
+
+_PUT_IF: Final = """
+local stored = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if stored ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'v', stored + 1, 's', ARGV[2])
+return 1
+"""
+_LOCK: Final = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 """
 
 _SEEN: Final = """
@@ -181,20 +197,90 @@ class RedisLiveState:
             a: msgspec.json.decode(v) for a, v in zip(ids, values, strict=True) if v is not None
         }
 
-    async def get_rule_states(self, asset_ids: Collection[str]) -> dict[str, bytes]:
+    async def get_rule_states(self, asset_ids: Collection[str]) -> dict[str, tuple[int, bytes]]:
         ids = list(asset_ids)
         if not ids:
             return {}
-        values = await self.client.mget([self._k("rule", a) for a in ids])
+        async with self.client.pipeline(transaction=False) as pipe:
+            for a in ids:
+                pipe.hmget(self._k("rule", a), "v", "s")
+            rows = await pipe.execute()
         return {
-            a: v.encode() if isinstance(v, str) else bytes(v)
-            for a, v in zip(ids, values, strict=True)
-            if v is not None
+            a: (int(version), bytes(state))
+            for a, (version, state) in zip(ids, rows, strict=True)
+            if version is not None and state is not None
         }
 
-    async def set_rule_states(self, states: Mapping[str, bytes]) -> None:
-        if states:
-            await self.client.mset({self._k("rule", a): v for a, v in states.items()})
+    async def put_rule_states(self, writes: Mapping[str, tuple[int, bytes]]) -> set[str]:
+        if not writes:
+            return set()
+        ids = list(writes)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for a in ids:
+                expected, state = writes[a]
+                pipe.eval(_PUT_IF, 1, self._k("rule", a), expected, state)
+            results = await pipe.execute()
+        return {a for a, ok in zip(ids, results, strict=True) if not int(ok)}
+
+    async def rule_checkpoints(self, asset_id: str) -> list[tuple[int, bytes]]:
+        rows: list[Any] = await self.client.zrange(
+            self._k("ckpt", asset_id), 0, -1, withscores=True
+        )
+        return [(int(score), bytes(member)[8:]) for member, score in rows]
+
+    async def add_rule_checkpoint(
+        self, asset_id: str, clock_ms: int, state: bytes, *, keep_after_ms: int
+    ) -> None:
+        key = self._k("ckpt", asset_id)
+        member = clock_ms.to_bytes(8, "big") + state  # unique per time
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.zadd(key, {member: clock_ms})
+            pipe.zremrangebyscore(key, "-inf", f"({keep_after_ms}")
+            pipe.pexpire(key, max(1, clock_ms - keep_after_ms) * 4)
+            await pipe.execute()
+
+    async def set_rule_due(self, due: Mapping[str, int | None]) -> None:
+        if not due:
+            return
+        key = self._k("due")
+        async with self.client.pipeline(transaction=False) as pipe:
+            for asset_id, when in due.items():
+                if when is None:
+                    pipe.zrem(key, asset_id)
+                else:
+                    pipe.zadd(key, {asset_id: when})
+            await pipe.execute()
+
+    async def due_rule_assets(self, until_ms: int, *, limit: int = 10_000) -> list[str]:
+        found = await self.client.zrangebyscore(
+            self._k("due"), "-inf", until_ms, start=0, num=limit
+        )
+        return [a.decode() if isinstance(a, bytes) else str(a) for a in found]
+
+    async def set_lot_members(self, changes: Sequence[tuple[str, str, int | None]]) -> None:
+        if not changes:
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for lot_id, asset_id, since in changes:
+                if since is None:
+                    pipe.hdel(self._k("lot", lot_id), asset_id)
+                else:
+                    pipe.hset(self._k("lot", lot_id), asset_id, since)
+            await pipe.execute()
+
+    async def lot_members(self, lot_ids: Collection[str]) -> dict[str, dict[str, int]]:
+        ids = list(lot_ids)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for lot in ids:
+                pipe.hgetall(self._k("lot", lot))
+            rows = await pipe.execute()
+        return {
+            lot: {(a.decode() if isinstance(a, bytes) else a): int(t) for a, t in row.items()}
+            for lot, row in zip(ids, rows, strict=True)
+        }
+
+    async def try_lock(self, name: str, owner: str, *, ttl_ms: int) -> bool:
+        return bool(int(await self.client.eval(_LOCK, 1, self._k("lock", name), owner, ttl_ms)))
 
     async def set_gateway(
         self,

@@ -75,9 +75,28 @@ async def test_nearby_is_scoped_and_sorted(live: LiveState) -> None:
 async def test_status_and_rule_state(live: LiveState) -> None:
     await live.set_asset_status("a1", {"moving": True, "zone": None})
     assert await live.asset_status(["a1", "a2"]) == {"a1": {"moving": True, "zone": None}}
-    await live.set_rule_states({"a1": b"\x00\x01state", "a2": b"{}"})
-    await live.set_rule_states({"a2": b"v2"})
-    assert await live.get_rule_states(["a1", "a2", "a3"]) == {"a1": b"\x00\x01state", "a2": b"v2"}
+    assert await live.put_rule_states({"a1": (0, b"\x00\x01state"), "a2": (0, b"{}")}) == set()
+    assert await live.put_rule_states({"a2": (1, b"v2"), "a1": (0, b"stale")}) == {"a1"}
+    assert await live.get_rule_states(["a1", "a2", "a3"]) == {
+        "a1": (1, b"\x00\x01state"),
+        "a2": (2, b"v2"),
+    }
+
+
+async def test_rule_checkpoints_timers_lots_and_locks(live: LiveState) -> None:
+    await live.add_rule_checkpoint("a1", 1000, b"one", keep_after_ms=0)
+    await live.add_rule_checkpoint("a1", 2000, b"one", keep_after_ms=0)  # same bytes, later
+    await live.add_rule_checkpoint("a1", 3000, b"three", keep_after_ms=1500)
+    assert await live.rule_checkpoints("a1") == [(2000, b"one"), (3000, b"three")]
+    await live.set_rule_due({"a1": T0 + 5, "a2": T0 + 1, "a3": T0 + 9})
+    await live.set_rule_due({"a3": None})
+    assert await live.due_rule_assets(T0 + 5) == ["a2", "a1"]
+    await live.set_lot_members([("lot1", "a1", T0), ("lot1", "a2", T0 + 1)])
+    await live.set_lot_members([("lot1", "a2", None)])
+    assert await live.lot_members(["lot1", "lot2"]) == {"lot1": {"a1": T0}, "lot2": {}}
+    assert await live.try_lock("timer", "w1", ttl_ms=10_000)
+    assert not await live.try_lock("timer", "w2", ttl_ms=10_000)
+    assert await live.try_lock("timer", "w1", ttl_ms=10_000), "the holder renews"
 
 
 async def test_gateway_fields_merge(live: LiveState) -> None:

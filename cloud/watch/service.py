@@ -1,0 +1,379 @@
+"""The rule service: the rules engine on every ingest round and on the clock, with its state in
+the live state and its findings in alerts.
+
+- **The world** (zones, lots, routes, trips, assets) is built from the archive in a thread and
+  swapped in whole; it is rebuilt when the registry version moves (the API bumps it on every
+  change of a geo object or an asset), checked at most every ``world_check_s``, so every worker
+  follows an edit within about a second, with no restart.
+- **Each round** (:meth:`RuleService.step`, an ingest step): the fixes of each asset go through
+  :meth:`~cloud.rules.engine.Engine.evaluate` on the asset's state, which is written back only
+  if nobody wrote it meanwhile (compare-and-set): on a conflict the asset is loaded and
+  evaluated again, so two workers taking fixes of one asset at the same moment never lose a
+  transition nor raise one twice. Events go into the state's outbox with it, then to the alert
+  service, then the outbox is emptied: a worker killed in between leaves them for the next
+  evaluation.
+- **Late fixes** (older than an asset's evaluated time): the asset is evaluated again from the
+  newest checkpoint of its state before them, with its archived fixes since
+  (:meth:`~cloud.rules.engine.Engine.reevaluate`). Checkpoints are kept every
+  ``checkpoint_every_s`` of observation time for ``checkpoint_horizon_s``.
+- **The clock** (:meth:`RuleService.tick`): assets whose rules need the clock (a window starting,
+  a stop to confirm, a trip's end) are advanced to now minus ``grace_s`` (late deliveries
+  within the grace are not late); one worker at a time (a lock in the live state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final
+
+import msgspec
+
+import wire
+from cloud.alerts import AlertService
+from cloud.archive import Store
+from cloud.ingest import Accepted, cancel_requests, raise_if_cancelled
+from cloud.live import LiveState
+from cloud.models import LiveEvent
+from cloud.rules.config import RulesConfig
+from cloud.rules.engine import Engine, Outcome
+from cloud.rules.events import Event, alert_key
+from cloud.rules.objects import ZoneSpec
+from cloud.rules.state import AssetState, decode_state, encode_state
+from cloud.rules.world import World
+
+__all__ = ["RuleService"]
+
+log = logging.getLogger(__name__)
+_ATTEMPTS: Final = 8
+_LEVELS: Final = {"info": "info", "warning": "warning", "critical": "critical"}
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class RuleService:
+    """Runs the rules for one cloud worker (several workers share the live state).
+
+    Args:
+        store: the archive (the world's objects and assets; fixes for re-evaluation).
+        live: the live state (rule states, checkpoints, timers, lot members, locks, feed).
+        alerts: where findings become alerts (``None``: findings are only counted and fed).
+        config: thresholds per asset class.
+        world_check_s: how often the registry version is looked at.
+        grace_s: the clock runs this far behind now (deliveries that late are not late).
+        clock: UTC epoch ms.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        live: LiveState,
+        alerts: AlertService | None,
+        config: RulesConfig | None = None,
+        world_check_s: float = 1.0,
+        grace_s: float = 60.0,
+        clock: Callable[[], int] = _now_ms,
+    ) -> None:
+        self.store = store
+        self.live = live
+        self.alerts = alerts
+        self.config = config or RulesConfig()
+        self.world_check_s = world_check_s
+        self.grace_ms = int(grace_s * 1000)
+        self.clock = clock
+        self.engine = Engine(World.build([], [], config=self.config))
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._world_version: int | None = None
+        self._world_checked = -float("inf")
+        self._world_lock = asyncio.Lock()
+        self._owner = uuid.uuid4().hex
+        self._last_tick_ms = -1
+
+    @property
+    def world(self) -> World:
+        return self.engine.world
+
+    # -- the world --------------------------------------------------------------------------
+
+    async def refresh(self, *, force: bool = False) -> bool:
+        """Rebuild the world if the registry changed (or ``force``); return whether it did."""
+        now = time.monotonic()
+        if not force and now - self._world_checked < self.world_check_s:
+            return False
+        self._world_checked = now
+        async with self._world_lock:
+            version = await self.live.registry_version()
+            if not force and version == self._world_version:
+                return False
+            current = await self.store.list_geo(None, None)
+            history = await self.store.geo_history(("zone", "lot"))
+            assets = await self.store.list_assets(None)
+            objects = [o for o in current if o.kind in ("route", "trip")] + history
+            try:
+                world = await asyncio.to_thread(
+                    World.build, objects, assets, config=self.config, label=str(version)
+                )
+            except Exception:
+                self.counters["world_error"] += 1
+                log.exception("rules: the world could not be built; keeping the previous one")
+                return False
+            self.engine = Engine(world)  # one assignment: a round sees one world or the other
+            self._world_version = version
+            self.counters["world_builds"] += 1
+            log.info(
+                "rules: world %s with %d zones and lots, %d routes, %d assets with trips",
+                version, len(world.zones), len(world.routes), len(world.trips),
+            )  # fmt: skip
+            return True
+
+    # -- rounds -----------------------------------------------------------------------------
+
+    async def step(self, accepted: Accepted) -> None:
+        """The ingest step: evaluate the round's fixes."""
+        if not accepted.fixes:
+            return
+        await self.refresh()
+        fixes: dict[str, list[wire.Fix]] = {}
+        for rec in accepted.fixes:
+            fixes.setdefault(rec.item.asset, []).append(rec.item)
+        await self.evaluate(fixes, now_ms=accepted.recv_ms)
+
+    async def evaluate(self, fixes: Mapping[str, Sequence[wire.Fix]], *, now_ms: int) -> None:
+        """Evaluate fixes per asset, writing states with compare-and-set, then raise findings."""
+        pending = dict(fixes)
+        for _ in range(_ATTEMPTS):
+            if not pending:
+                return
+            engine = self.engine
+            states = await self._load(pending)
+            outcome = engine.evaluate(pending, states, now_ms=now_ms)
+            for asset_id, late in outcome.late.items():
+                await self._reevaluate(
+                    engine, asset_id, states.get(asset_id), late, outcome, now_ms
+                )
+            self._count(outcome)
+            written = await self._commit(outcome, states)
+            pending = {a: f for a, f in pending.items() if a not in written}
+            if pending:
+                self.counters["rule_state_conflict"] += len(pending)
+        self.counters["rule_state_gave_up"] += len(pending)
+        log.error(
+            "rules: %d assets kept changing under us; their fixes were not evaluated", len(pending)
+        )
+
+    async def _load(self, assets: Iterable[str]) -> dict[str, AssetState]:
+        loaded = await self.live.get_rule_states(list(assets))
+        states = {}
+        for asset_id, (version, raw) in loaded.items():
+            state = decode_state(raw)
+            state.version = version
+            states[asset_id] = state
+        return states
+
+    async def _reevaluate(
+        self,
+        engine: Engine,
+        asset_id: str,
+        current: AssetState | None,
+        late: Sequence[wire.Fix],
+        outcome: Outcome,
+        now_ms: int,
+    ) -> None:
+        assert current is not None
+        earliest = min(f.ts for f in late)
+        checkpoints = await self.live.rule_checkpoints(asset_id)
+        before = [c for c in checkpoints if c[0] < earliest]
+        if before:
+            clock_ms, raw = before[-1]
+            base = decode_state(raw)
+        elif checkpoints:
+            # Older than every checkpoint: judged from the oldest one (counted).
+            self.counters["rules_late_beyond_horizon"] += 1
+            clock_ms, raw = checkpoints[0]
+            base = decode_state(raw)
+        else:
+            base, clock_ms = AssetState(), -1
+        archived = await self.store.track(asset_id, max(0, clock_ms + 1), current.clock_ms + 1)
+        mine = [f for f in [*archived, *late] if f.ts > clock_ms]
+        again = engine.reevaluate(asset_id, current, base, mine, now_ms=now_ms)
+        outcome.states[asset_id] = again.states[asset_id]
+        outcome.events += again.events
+        outcome.due[asset_id] = again.due[asset_id]
+        self.counters["rules_reevaluated"] += 1
+        self.counters["rules_late_fixes"] += len(late)
+
+    def _count(self, outcome: Outcome) -> None:
+        for reason, count in outcome.dropped.items():
+            self.counters["fix_dropped." + reason] += count
+
+    async def _commit(self, outcome: Outcome, before: Mapping[str, AssetState]) -> set[str]:
+        """Write the states (with their events in the outbox); apply the events of those
+        written. Returns the assets written."""
+        by_asset: dict[str, list[Event]] = {}
+        for event in outcome.events:
+            by_asset.setdefault(event.asset, []).append(event)
+        writes = {}
+        for asset_id, state in outcome.states.items():
+            state.outbox = [*state.outbox, *by_asset.get(asset_id, ())]
+            writes[asset_id] = (state.version, encode_state(state))
+        conflicts = await self.live.put_rule_states(writes)
+        written = set(writes) - conflicts
+        lots = []
+        for asset_id in written:
+            state = outcome.states[asset_id]
+            state.version += 1
+            lots += _lot_changes(self.world, asset_id, before.get(asset_id), state)
+        await self.live.set_lot_members(lots)
+        await self.live.set_rule_due({a: outcome.due.get(a) for a in written})
+        await self._apply_outboxes({a: outcome.states[a] for a in written})
+        await self._checkpoint({a: outcome.states[a] for a in written})
+        return written
+
+    async def _apply_outboxes(self, states: Mapping[str, AssetState]) -> None:
+        """Raise each state's pending events in order, then empty the outbox (if the state is
+        still ours: a newer one has them applied already or will)."""
+        emptied = {}
+        for asset_id, state in states.items():
+            if not state.outbox:
+                continue
+            for event in state.outbox:
+                await self._apply(event)
+            state.outbox = []
+            emptied[asset_id] = (state.version, encode_state(state))
+        if emptied:
+            conflicts = await self.live.put_rule_states(emptied)
+            for asset_id in set(emptied) - conflicts:
+                states[asset_id].version += 1
+
+    async def _apply(self, event: Event) -> None:
+        self.counters[f"finding.{event.kind}.{event.action}"] += 1
+        info = self.world.asset(event.asset)
+        enterprise_id = info.enterprise_id
+        data: dict[str, Any] = {
+            **event.details, "rule": event.rule, "ref": event.ref, "lat": event.lat,
+            "lon": event.lon, "flags": list(event.flags),
+        }  # fmt: skip
+        if enterprise_id is not None:
+            await self.live.publish(
+                LiveEvent(kind="finding", enterprise_id=enterprise_id, ts_ms=event.ts,
+                          data={**msgspec.to_builtins(event)})
+            )  # fmt: skip
+        if self.alerts is None or enterprise_id is None:
+            return
+        try:
+            await self.alerts.on_finding(
+                enterprise_id=enterprise_id, key=alert_key(event), kind=event.kind,
+                action=event.action, ts_ms=event.ts, level=self._level(event),
+                asset_id=event.asset, message=_message(event), data=data,
+            )  # fmt: skip
+        except Exception:
+            self.counters["finding_error"] += 1
+            log.exception(
+                "rules: finding %s %s of %s not applied", event.kind, event.action, event.asset
+            )
+
+    def _level(self, event: Event) -> str:
+        if event.rule == "zone":
+            for zone in self.world.zones:
+                if zone.id == event.ref and isinstance(zone.spec, ZoneSpec):
+                    return _LEVELS.get(zone.spec.severity, "warning")
+        return "warning"
+
+    async def _checkpoint(self, states: Mapping[str, AssetState]) -> None:
+        """Keep a checkpoint of each state every ``checkpoint_every_s`` of observation time."""
+        for asset_id, state in states.items():
+            thresholds = self.world.thresholds(self.world.asset(asset_id).asset_class)
+            every = int(thresholds.checkpoint_every_s * 1000)
+            if state.clock_ms < 0 or state.clock_ms - state.checkpoint_ms < every:
+                continue
+            snapshot = msgspec.structs.replace(state, outbox=[])
+            keep_after = state.clock_ms - int(thresholds.checkpoint_horizon_s * 1000)
+            await self.live.add_rule_checkpoint(
+                asset_id, state.clock_ms, encode_state(snapshot), keep_after_ms=keep_after
+            )
+            state.checkpoint_ms = state.clock_ms
+            # Remember when (it decides the next one); a lost race only means one more soon.
+            await self.live.put_rule_states({asset_id: (state.version, encode_state(state))})
+
+    # -- the clock --------------------------------------------------------------------------
+
+    async def tick(self, *, now_ms: int | None = None) -> int:
+        """Advance the assets whose rules need the clock; return how many."""
+        now = self.clock() if now_ms is None else now_ms
+        until = now - self.grace_ms
+        await self.refresh()
+        due = set(await self.live.due_rule_assets(until))
+        for trips in self.world.trips.values():  # trips ending, whether their asset sent or not
+            for trip in trips:
+                if self._last_tick_ms < trip.spec.end_ms <= until:
+                    due.add(trip.spec.asset_id)
+        self._last_tick_ms = until
+        if not due:
+            return 0
+        for _ in range(_ATTEMPTS):
+            states = await self._load(due)
+            for asset_id in due - set(states):
+                states[asset_id] = AssetState(clock_ms=until - 1)
+            outcome = self.engine.tick(states, until_ms=until)
+            written = await self._commit(outcome, states)
+            due -= written | (set(states) - set(outcome.states))
+            if not due:
+                break
+        return len(outcome.states)
+
+    async def run_timer(self, *, period_s: float = 5.0) -> None:
+        """Tick every ``period_s`` while holding the timer lock (one worker at a time)."""
+        ttl_ms = int(period_s * 3000)
+        before = cancel_requests()
+        while True:
+            try:
+                if await self.live.try_lock("rules-timer", self._owner, ttl_ms=ttl_ms):
+                    await self.tick()
+            except Exception:
+                self.counters["timer_error"] += 1
+                log.exception("rules: the clock step failed; trying again")
+            # A stop that a client library swallowed (redis-py can, while a command is in
+            # flight) must still end the loop, or the service never stops.
+            raise_if_cancelled(before)
+            await asyncio.sleep(period_s)
+
+
+def _lot_changes(
+    world: World, asset_id: str, before: AssetState | None, after: AssetState
+) -> list[tuple[str, str, int | None]]:
+    lots = {z.id for z in world.lots}
+    old = {
+        k: t.since_ms for k, t in (before.zones if before else {}).items() if k in lots and t.inside
+    }
+    new = {k: t.since_ms for k, t in after.zones.items() if k in lots and t.inside}
+    changes: list[tuple[str, str, int | None]] = [
+        (k, asset_id, v) for k, v in new.items() if old.get(k) != v
+    ]
+    changes += [(k, asset_id, None) for k in old if k not in new]
+    return changes
+
+
+def _message(event: Event) -> str:
+    names = {
+        "zone.forbidden": "in a forbidden zone",
+        "zone.enter": "entered a zone",
+        "zone.exit": "left a zone",
+        "zone.dwell": "stayed too long in a zone",
+        "zone.crossed": "crossed a zone between two fixes",
+        "parking.outside_lot": "stopped outside the designated lots",
+        "parking.max_stay": "stayed too long in a lot",
+        "trip.off_route": "left its approved route",
+        "trip.wrong_direction": "drives its route the wrong way",
+        "trip.checkpoint_skipped": "skipped a checkpoint",
+        "trip.early_start": "started its trip before the approved window",
+        "trip.not_arrived": "did not arrive by the end of its window",
+    }
+    late = " (found in late data)" if "late" in event.flags else ""
+    return f"{event.asset} {names.get(event.kind, event.kind)}: {event.ref}{late}"

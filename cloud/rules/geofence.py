@@ -9,8 +9,13 @@ Pure functions over one asset's :class:`~cloud.rules.state.ZoneTrack` and one zo
   confirming run. A truck parked on a boundary with GPS drift never flaps.
 - a zone applies only inside its windows: a ``forbidden`` condition is open while the asset is
   confirmed inside and a window is active, opening at the later of entry and window start and
-  closing at the earlier of exit and window end; ``dwell`` opens ``dwell_s`` after entry (inside
-  a window) and closes on exit; ``enter`` and ``exit`` are instantaneous.
+  closing at the earlier of exit and window end; ``dwell`` opens once the asset has been inside
+  ``dwell_s`` while a window is active (from the later of entry and window start, within one
+  active spell) and closes on exit; ``enter`` and ``exit`` are instantaneous.
+- what time does while an exit is pending waits for it: confirmed, the exit (at the first fix
+  outside) comes first; undone by a fix inside, the window starts and ends in between are caught
+  up at their own times. Entry likewise: a window starting while the entry was being confirmed
+  opens the condition at its start.
 - a straight segment between two trusted fixes close enough in time, both outside, that passes
   through a zone is a passage: one ``zone.crossed`` event.
 """
@@ -22,9 +27,10 @@ from collections.abc import Callable, Mapping
 from cloud.rules.config import Thresholds
 from cloud.rules.objects import ZoneSpec
 from cloud.rules.state import Pending, ZoneTrack
+from cloud.rules.windows import Windows
 from cloud.rules.world import ZoneEntry
 
-__all__ = ["Emit", "advance", "on_fix", "passage"]
+__all__ = ["Emit", "advance", "dwell_due", "on_fix", "passage"]
 
 #: Emits an event: (kind, ref, action, ts, details)
 Emit = Callable[[str, str, str, int, Mapping[str, object]], None]
@@ -49,7 +55,11 @@ def on_fix(
     """
     inside = depth_m > 0
     if inside == track.inside:
+        undone = track.pending
         track.pending = None
+        if undone is not None and inside:
+            # An exit that did not happen: what time did meanwhile happens now.
+            _follow(track, zone, undone.first_ms, ts_ms, thresholds, emit)
         return False
     narrow = inside and zone.inscribed_m < thresholds.hysteresis_m
     deep = narrow or abs(depth_m) >= thresholds.hysteresis_m
@@ -70,6 +80,8 @@ def on_fix(
         return False
     track.pending = None
     _transition(track, zone, inside, pending.first_ms, emit)
+    if inside:  # windows that began (or ended) while the entry was being confirmed
+        _follow(track, zone, pending.first_ms + 1, ts_ms, thresholds, emit)
     return True
 
 
@@ -117,33 +129,87 @@ def advance(
     thresholds: Thresholds,
     emit: Emit,
 ) -> None:
-    """What time alone does between ``after_ms`` (excluded) and ``until_ms`` (included) while
-    the asset is confirmed inside: windows start and end, dwell time passes."""
-    if not track.inside or zone.kind != "zone" or until_ms <= after_ms:
+    """What time alone does up to ``until_ms`` while the asset is confirmed inside: windows
+    start and end, dwell time passes.
+
+    The moment ``after_ms`` itself is looked at again (the engine takes a fix at ``after_ms``
+    without advancing to it); every transition is idempotent, so nothing happens twice.
+    """
+    if not track.inside or zone.kind != "zone":
+        return
+    pending = track.pending
+    if pending is not None and not pending.inside:
+        until_ms = min(until_ms, pending.first_ms - 1)  # wait: the asset may have left
+    _follow(track, zone, max(after_ms, track.since_ms + 1), until_ms, thresholds, emit)
+
+
+def _follow(
+    track: ZoneTrack,
+    zone: ZoneEntry,
+    from_ms: int,
+    until_ms: int,
+    thresholds: Thresholds,
+    emit: Emit,
+) -> None:
+    """Window starts and ends in ``[from_ms, until_ms]``, and a dwell due by ``until_ms``."""
+    if until_ms < from_ms or zone.kind != "zone":
         return
     assert isinstance(zone.spec, ZoneSpec)
     windows = zone.spec.windows
-    if _watches(zone, "forbidden"):
-        moment = max(after_ms, track.since_ms)
-        while not windows.always:
-            change = windows.next_change(moment)
-            if change is None or change > until_ms:
-                break
+    if _watches(zone, "forbidden") and not windows.always:
+        moment = from_ms - 1
+        while (change := windows.next_change(moment)) is not None and change <= until_ms:
             if windows.active(change):
                 _open(track, zone, "zone.forbidden", change, emit)
             else:
                 _close(track, zone, "zone.forbidden", change, emit)
             moment = change
     if _watches(zone, "dwell") and "zone.dwell" not in track.open:
-        due = track.since_ms + int(thresholds.dwell_s * 1000)
-        if after_ms < due <= until_ms and windows.active(due):
+        due = _dwell_due(windows, track.since_ms, int(thresholds.dwell_s * 1000), until_ms)
+        if due is not None:
             _open(track, zone, "zone.dwell", due, emit)
 
 
+def dwell_due(track: ZoneTrack, zone: ZoneEntry, dwell_s: float, after_ms: int) -> int:
+    """When the clock should next look at a dwell (for the scheduler): when it opens if that
+    is within two days of ``after_ms``, else two days on (to look again)."""
+    assert isinstance(zone.spec, ZoneSpec)
+    horizon = after_ms + 2 * 86_400_000
+    due = _dwell_due(zone.spec.windows, track.since_ms, int(dwell_s * 1000), horizon)
+    return horizon if due is None else due
+
+
+def _dwell_due(windows: Windows, since_ms: int, dwell_ms: int, until_ms: int) -> int | None:
+    """When an asset inside since ``since_ms`` has dwelt ``dwell_ms`` within one active spell
+    of the windows, if that is by ``until_ms``."""
+    begin = since_ms
+    while begin + dwell_ms <= until_ms:
+        if not windows.active(begin):
+            start = windows.starts_between(begin, until_ms - dwell_ms)
+            if not start:
+                return None
+            begin = start[0]
+        due = begin + dwell_ms
+        end = windows.ends_between(begin, due)
+        if end is None:
+            return due
+        begin = end
+    return None
+
+
 def passage(zone: ZoneEntry, track: ZoneTrack | None, ts_ms: int, emit: Emit) -> None:
-    """A segment between two fixes outside passed through ``zone`` (at ``ts_ms``)."""
-    if zone.kind != "zone" or (track is not None and track.inside):
+    """A segment between two fixes outside passed through ``zone`` (at ``ts_ms``).
+
+    A segment from a fix inside (confirmed or not) leaves the zone, it does not pass through.
+    """
+    if zone.kind != "zone" or _inside_or_entering(track):
         return
     assert isinstance(zone.spec, ZoneSpec)
     if zone.spec.trigger in ("enter", "forbidden", "dwell") and zone.spec.windows.active(ts_ms):
         emit("zone.crossed", zone.id, "open", ts_ms, {"version": zone.version, "crossed": True})
+
+
+def _inside_or_entering(track: ZoneTrack | None) -> bool:
+    if track is None:
+        return False
+    return track.inside or (track.pending is not None and track.pending.inside)

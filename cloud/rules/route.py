@@ -4,9 +4,10 @@ shared/RULES.md, "Routes and trips": a trip is watched from its window's start m
 ``trip_watch_before_s`` until it arrives or its window ends. It starts when the asset first
 moves (over the stop speed); starting before the window is ``trip.early_start``. Off route is
 farther than half the corridor width from the route, confirmed like a geofence exit (``confirm_n``
-trusted fixes, one ``hysteresis_m`` past the edge), and back on route likewise
-(``trip.off_route`` opens and closes). Progress decreasing by more than ``wrong_way_m`` over
-``confirm_n`` fixes while on the route is ``trip.wrong_direction``. Checkpoints are ordered
+trusted fixes, one ``hysteresis_m`` past the edge), and back on route likewise (a corridor
+narrower than twice that: by the fixes alone); ``trip.off_route`` opens and closes. Progress
+decreasing by more than ``wrong_way_m`` over a run of at least ``confirm_n`` fixes, each behind
+the one before, while on the route is ``trip.wrong_direction``. Checkpoints are ordered
 circles: passing a later one before an earlier one skips the earlier
 (``trip.checkpoint_skipped``); so does a trip that ends without reaching it. Arrival is being
 confirmed inside the destination's radius; ``trip.not_arrived`` at the window's end.
@@ -73,16 +74,17 @@ def _corridor(
     outside = off_m > 0
     if not track.off and not outside:
         track.progress_m = along_m
-        recent = [*track.recent_m, along_m][-(thresholds.confirm_n + 1) :]
-        track.recent_m = recent
-        if len(recent) > thresholds.confirm_n and recent[0] - along_m > thresholds.wrong_way_m:
-            details = {"back_m": round(recent[0] - along_m, 1), "along_m": round(along_m, 1)}
-            emit("trip.wrong_direction", trip.id, "open", ts_ms, details)
-            track.recent_m = [along_m]
+        _direction(track, trip, ts_ms, along_m, thresholds, emit)
     if outside == track.off:
         track.pending = None
         return
-    deep = abs(off_m) >= thresholds.hysteresis_m
+    # A corridor narrower than 2H: back on route by N fixes inside alone (as narrow zones).
+    narrow = (
+        not outside
+        and trip.route is not None
+        and (trip.route.half_width_at(along_m) < thresholds.hysteresis_m)
+    )
+    deep = narrow or abs(off_m) >= thresholds.hysteresis_m
     pending = track.pending
     if pending is None or pending.inside != outside:
         pending = Pending(inside=outside, count=1, first_ms=ts_ms, deep=deep, last_ms=ts_ms)
@@ -102,6 +104,28 @@ def _corridor(
         track.recent_m = []
         action = "open" if outside else "close"
         emit("trip.off_route", trip.id, action, pending.first_ms, {"off_m": round(off_m, 1)})
+
+
+def _direction(
+    track: TripTrack, trip: TripEntry, ts_ms: int, along_m: float, thresholds: Thresholds,
+    emit: Emit,
+) -> None:  # fmt: skip
+    """Wrong direction: ``confirm_n`` or more fixes in a row each behind the one before, more
+    than ``wrong_way_m`` behind where the run began (so it does not depend on the fix rate).
+
+    ``track.recent_m`` holds the run: the progress where it began, then that of its latest
+    fixes (``confirm_n`` at most, so a long slow run stays small).
+    """
+    run = track.recent_m
+    run = [*run, along_m] if run and along_m < run[-1] else [along_m]
+    if len(run) > thresholds.confirm_n + 1:
+        run = [run[0], *run[-thresholds.confirm_n :]]
+    back_m = run[0] - along_m
+    if len(run) > thresholds.confirm_n and back_m > thresholds.wrong_way_m:
+        details = {"back_m": round(back_m, 1), "along_m": round(along_m, 1)}
+        emit("trip.wrong_direction", trip.id, "open", ts_ms, details)
+        run = [along_m]
+    track.recent_m = run
 
 
 def _distance(a: tuple[float, float], b: tuple[float, float]) -> float:

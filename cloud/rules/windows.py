@@ -65,8 +65,8 @@ def _date_ms(year: int, month: int, day: int, minute: int) -> int:
     return int(moment.timestamp() * 1000) + minute * 60_000
 
 
-def _minutes(text: str, what: str) -> int:
-    match = _HHMM.fullmatch(text.strip())
+def _minutes(text: Any, what: str) -> int:
+    match = _HHMM.fullmatch(text.strip()) if isinstance(text, str) else None
     if match is None:
         raise WindowError(f"{what}: {text!r} is not HH:MM")
     return int(match.group(1)) * 60 + int(match.group(2))
@@ -213,6 +213,16 @@ class Windows:
         if not self.windows:
             return None
         return min(w.next_change(ts_ms) for w in self.windows)
+
+    def ends_between(self, after_ms: int, until_ms: int) -> int | None:
+        """The first time in ``(after_ms, until_ms]`` at which the windows go from active to
+        inactive (``None``: none; overlapping windows that join up do not end)."""
+        moment = after_ms
+        while (change := self.next_change(moment)) is not None and change <= until_ms:
+            if not self.active(change) and self.active(change - 1):
+                return change
+            moment = change
+        return None
 
     def starts_between(self, after_ms: int, until_ms: int) -> list[int]:
         """Times in ``(after_ms, until_ms]`` at which the windows go from inactive to active."""

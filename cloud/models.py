@@ -60,8 +60,10 @@ ASSET_CLASSES: Final[tuple[str, ...]] = (
 Role = Literal["admin", "regulator", "dispatcher"]
 ROLES: Final[tuple[str, ...]] = ("admin", "regulator", "dispatcher")
 AlertState = Literal["open", "acknowledged", "closed"]
-#: What happened to an alert; each becomes one :class:`AlertEvent`.
-AlertAction = Literal["open", "update", "acknowledge", "close", "comment"]
+#: What happened to an alert; each becomes one :class:`AlertEvent`. ``revise`` and
+#: ``withdraw`` are the rules correcting an alert from late data (a start, an end, an
+#: escalation; or: it did not happen).
+AlertAction = Literal["open", "update", "acknowledge", "close", "comment", "revise", "withdraw"]
 #: Geo object kinds: ``zone`` polygons (bans, water sources, moratoria), ``route`` corridors,
 #: ``lot`` designated parking, ``trip`` planned hazmat trips.
 GeoKind = Literal["zone", "route", "lot", "trip"]

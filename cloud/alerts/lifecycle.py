@@ -111,13 +111,15 @@ def transition(
         "close": ("open", "acknowledged"),
         "comment": ("open", "acknowledged"),
         "update": ("open", "acknowledged"),
+        "revise": ("open", "acknowledged", "closed"),
+        "withdraw": ("open", "acknowledged", "closed"),
     }.get(action, ())
     if alert.state not in allowed:
         raise InvalidTransitionError(f"cannot {action} alert {alert.id} in state {alert.state}")
     fields: dict[str, Any] = {"updated_ms": now_ms, **(changes or {})}
     if action == "acknowledge":
         fields.update(state="acknowledged", acked_ms=now_ms, acked_by=by)
-    elif action == "close":
+    elif action == "close" or (action == "withdraw" and alert.state != "closed"):
         fields.update(state="closed", closed_ms=now_ms, closed_by=by)
     if comment:
         fields["comment"] = comment
@@ -238,14 +240,25 @@ class AlertService:
 
         ``open`` opens an alert at the observation time ``ts_ms``, or counts a repeat of an
         instantaneous finding on the one still open (``count``, ``last_ms`` and position in its
-        data); ``update`` moves an open alert's start earlier (late data showed the condition
-        began before); ``escalate`` raises it to ``critical``; ``close`` closes it at ``ts_ms``.
+        data); an ``open`` with ``end_ms`` in ``data`` is a condition late data found over
+        already: a closed alert. ``escalate`` raises the open alert to ``critical``; ``close``
+        closes it at ``ts_ms``. Late data corrects (cloud.rules.engine.reconcile): ``update``
+        revises the alert that opened at ``was_ms`` (or ``start_ms``): its start, its end
+        (``end_ms``; ``None`` opens a condition closed by the rules again) or its escalation;
+        ``withdraw`` closes the alert that opened at ``ts_ms`` as withdrawn (``withdrawn`` in
+        its data): it did not happen.
         """
         if action == "close":
             return await self.clear_condition(
                 enterprise_id=enterprise_id, key=key, now_ms=ts_ms, comment=message
             )
+        if action in ("update", "withdraw"):
+            return await self._correct(enterprise_id, key, action, ts_ms, level, data)
         current = await self.store.open_alert(enterprise_id, key)
+        if action == "open" and "end_ms" in data:
+            return await self._open_closed(
+                enterprise_id, key, kind, ts_ms, level, asset_id, message, data, current
+            )
         if current is None:
             if action != "open":
                 return None
@@ -270,17 +283,76 @@ class AlertService:
                 return current  # the same finding again (a re-evaluation): nothing new
             merged.update(data, count=int(merged.get("count", 1)) + 1, last_ms=ts_ms)
             changes = {"data": merged}
-        elif action == "update":
-            start = int(data.get("start_ms", ts_ms))
-            if start >= current.opened_ms:
-                return current
-            changes = {"opened_ms": start, "data": {**merged, "start_ms": start}}
         elif action == "escalate":
             changes = {"level": "critical", "data": {**merged, "escalated_ms": ts_ms}}
         else:
             raise ValueError(f"unknown finding action {action!r}")
         return await self._apply(
             current, "update", by=SYSTEM, comment="", now_ms=ts_ms, changes=changes
+        )
+
+    async def _open_closed(
+        self,
+        enterprise_id: str,
+        key: str,
+        kind: str,
+        ts_ms: int,
+        level: str,
+        asset_id: str | None,
+        message: str,
+        data: dict[str, Any],
+        current: Alert | None,
+    ) -> Alert | None:
+        """A condition found over already (late data): a closed alert, once."""
+        if current is not None and current.opened_ms == ts_ms:
+            return current  # a repeat of an application that failed half-way
+        if await self.store.alert_opened_at(enterprise_id, key, ts_ms) is not None:
+            return None
+        end_ms = int(data["end_ms"])
+        escalated = bool(data.get("escalated"))
+        alert = new_alert(
+            alert_id=self.id_factory(), enterprise_id=enterprise_id, key=key, kind=kind,
+            level="critical" if escalated else level, now_ms=ts_ms, asset_id=asset_id,
+            message=message, data={**data, "count": 1, "last_ms": ts_ms},
+        )  # fmt: skip
+        alert, _ = transition(alert, "close", by=SYSTEM, now_ms=end_ms, comment=message)
+        await self.store.insert_alert(alert)
+        await self._publish(alert)
+        return alert
+
+    async def _correct(
+        self,
+        enterprise_id: str,
+        key: str,
+        action: str,
+        ts_ms: int,
+        level: str,
+        data: dict[str, Any],
+    ) -> Alert | None:
+        """Late data corrects an alert (see :meth:`on_finding`)."""
+        opened = int(data.get("was_ms", data.get("start_ms", ts_ms)))
+        current = await self.store.alert_opened_at(enterprise_id, key, opened)
+        if current is None:
+            return None
+        if action == "withdraw":
+            comment = "withdrawn: data that arrived later shows it did not happen"
+            withdrawn = {"data": {**current.data, "withdrawn": True}}
+            return await self._apply(
+                current, "withdraw", by=SYSTEM, comment=comment, now_ms=ts_ms, changes=withdrawn
+            )
+        start = int(data.get("start_ms", current.opened_ms))
+        merged = {**current.data, "start_ms": start}
+        changes: dict[str, Any] = {"opened_ms": start, "data": merged}
+        if "escalated" in data:
+            changes["level"] = "critical" if data["escalated"] else level
+        if "end_ms" in data and current.closed_by == SYSTEM:
+            end = data["end_ms"]
+            if end is not None:
+                changes["closed_ms"] = int(end)
+            elif await self.store.open_alert(enterprise_id, key) is None:
+                changes.update(state="open", closed_ms=None, closed_by=None)  # open after all
+        return await self._apply(
+            current, "revise", by=SYSTEM, comment="", now_ms=ts_ms, changes=changes
         )
 
     async def clear_condition(

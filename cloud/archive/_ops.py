@@ -120,6 +120,19 @@ class StoreOps(StoreBase):
             alert_id = await conn.scalar(query)
         return None if alert_id is None else await self.get_alert(alert_id)
 
+    async def alert_opened_at(self, enterprise_id: str, key: str, opened_ms: int) -> Alert | None:
+        """The alert of condition ``key`` that opened at ``opened_ms`` (in any state), if any."""
+        c = s.alerts.c
+        query = (
+            select(c.id)
+            .where(c.enterprise_id == enterprise_id, c.key == key, c.opened_ms == opened_ms)
+            .order_by(c.state == "closed")  # the one not closed first
+            .limit(1)
+        )
+        async with self.engine.connect() as conn:
+            alert_id = await conn.scalar(query)
+        return None if alert_id is None else await self.get_alert(alert_id)
+
     async def advance_alarm_mark(
         self, enterprise_id: str, key: str, mark: AlarmMark, *, same_again: bool = False
     ) -> bool:

@@ -173,6 +173,7 @@ alerts: Final = Table(
     Column("data", JSON, nullable=False),
     Index("ix_alerts_tenant_state", "enterprise_id", "state", "opened_ms"),
     Index("ix_alerts_opened", "opened_ms"),
+    Index("ix_alerts_key", "enterprise_id", "key", "opened_ms"),  # schema 7
     # One alert per condition that is not closed: the store enforces it, not only the service.
     Index(
         "ux_alerts_open_key",
@@ -379,6 +380,13 @@ async def _v6(conn: AsyncConnection) -> None:
     )
 
 
+async def _v7(conn: AsyncConnection) -> None:
+    """Alerts by condition and start (late data corrects or withdraws a closed one)."""
+    await conn.execute(
+        text("CREATE INDEX IF NOT EXISTS ix_alerts_key ON alerts (enterprise_id, key, opened_ms)")
+    )
+
+
 #: Migration steps; step ``i`` brings the schema from version ``i`` to ``i + 1``. Steps are
 #: idempotent, because a new database is created at the current layout by step 1.
 MIGRATIONS: Final[tuple[Callable[[AsyncConnection], Awaitable[None]], ...]] = (
@@ -388,5 +396,6 @@ MIGRATIONS: Final[tuple[Callable[[AsyncConnection], Awaitable[None]], ...]] = (
     _v4,
     _v5,
     _v6,
+    _v7,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

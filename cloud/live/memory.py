@@ -119,6 +119,12 @@ class MemoryLiveState:
         kept = [c for c in self._checkpoints.get(asset_id, ()) if c[0] >= keep_after_ms]
         self._checkpoints[asset_id] = sorted([*kept, (clock_ms, state)])
 
+    async def replace_rule_checkpoints(
+        self, asset_id: str, after_ms: int, checkpoints: Sequence[tuple[int, bytes]]
+    ) -> None:
+        kept = [c for c in self._checkpoints.get(asset_id, ()) if c[0] <= after_ms]
+        self._checkpoints[asset_id] = sorted([*kept, *checkpoints])
+
     async def set_rule_due(self, due: Mapping[str, int | None]) -> None:
         for asset_id, when in due.items():
             if when is None:

@@ -91,6 +91,13 @@ class LiveState(SeqLedger, Protocol):
         """Keep a checkpoint; drop those evaluated up to before ``keep_after_ms``."""
         ...
 
+    async def replace_rule_checkpoints(
+        self, asset_id: str, after_ms: int, checkpoints: Sequence[tuple[int, bytes]]
+    ) -> None:
+        """Drop the checkpoints evaluated up to after ``after_ms`` and keep ``checkpoints``
+        instead (a re-evaluation from ``after_ms`` made them with the late fixes)."""
+        ...
+
     async def set_rule_due(self, due: Mapping[str, int | None]) -> None:
         """When each asset's rules next need the clock (``None``: never, forget it)."""
         ...

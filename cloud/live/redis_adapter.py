@@ -239,6 +239,16 @@ class RedisLiveState:
             pipe.pexpire(key, max(1, clock_ms - keep_after_ms) * 4)
             await pipe.execute()
 
+    async def replace_rule_checkpoints(
+        self, asset_id: str, after_ms: int, checkpoints: Sequence[tuple[int, bytes]]
+    ) -> None:
+        key = self._k("ckpt", asset_id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(key, f"({after_ms}", "+inf")
+            if checkpoints:
+                pipe.zadd(key, {ms.to_bytes(8, "big") + state: ms for ms, state in checkpoints})
+            await pipe.execute()
+
     async def set_rule_due(self, due: Mapping[str, int | None]) -> None:
         if not due:
             return

@@ -21,12 +21,12 @@ taken before the earliest late fix, with every fix since; what that reveals is r
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import msgspec
 import numpy as np
 import shapely
 
@@ -45,7 +45,7 @@ from cloud.rules.state import (
 )
 from cloud.rules.world import TripEntry, World, ZoneEntry
 
-__all__ = ["DROP_REASONS", "Engine", "Outcome", "copy_state", "reconcile"]
+__all__ = ["DROP_REASONS", "Engine", "Outcome", "base_for_late", "copy_state", "reconcile"]
 
 #: Why a fix was dropped before the rules (counted per reason).
 DROP_REASONS: Final = ("invalid", "duplicate", "future", "jump")
@@ -78,6 +78,9 @@ class Outcome:
     dropped: dict[str, int] = field(default_factory=dict)
     #: when each evaluated asset next needs the clock (``None``: not until a fix comes)
     due: dict[str, int | None] = field(default_factory=dict)
+    #: per re-evaluated asset: the time of its base and the checkpoints taken since
+    #: (evaluated-until ms, state), which replace those kept after the base
+    checkpoints: dict[str, tuple[int, list[tuple[int, bytes]]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -167,7 +170,8 @@ class _Run:
                     if change is not None:
                         times.append(change)
                 if spec.trigger == "dwell" and "zone.dwell" not in track.open:
-                    times.append(track.since_ms + int(self.thresholds_for(zone).dwell_s * 1000))
+                    dwell_s = self.thresholds_for(zone).dwell_s
+                    times.append(geofence.dwell_due(track, zone, dwell_s, state.clock_ms))
             elif spec.max_stay_s is not None and "parking.max_stay" not in track.open:
                 times.append(track.since_ms + int(spec.max_stay_s * 1000))
         stop = state.stop
@@ -182,6 +186,21 @@ class _Run:
                 times.append(trip.spec.end_ms)
         future = [t for t in times if t > state.clock_ms]
         return min(future) if future else None
+
+    def forget(self) -> None:
+        """Forget raised episodes over for longer than late data is judged against them."""
+        state = self.state
+        cutoff = state.clock_ms - int(self.base.checkpoint_horizon_s * 1000)
+        if cutoff <= state.ledger_from_ms + 600_000:
+            return  # every ten minutes of observation time is often enough
+        state.ledger_from_ms = cutoff
+        for key in list(state.ledger):
+            instant = key.partition("|")[0] not in CONDITIONS
+            kept = [e for e in state.ledger[key] if not _over_by(e, cutoff, instant=instant)]
+            if kept:
+                state.ledger[key] = kept
+            else:
+                del state.ledger[key]
 
     # -- one fix ----------------------------------------------------------------------------
 
@@ -209,9 +228,11 @@ class _Run:
         self.trip(fix, xy, speed, trusted)
         state.last_ms, state.last_lat, state.last_lon = fix.ts, fix.lat, fix.lon
         state.last_speed_kmh = speed
+        if state.first_ms < 0:
+            state.first_ms = fix.ts
         if trusted:
             state.trusted_ms, state.trusted_lat, state.trusted_lon = fix.ts, fix.lat, fix.lon
-        state.clock_ms = max(state.clock_ms, fix.ts)
+        self.advance(fix.ts)  # what the clock does at the fix's very time, after the fix
         return None
 
     def filter(self, fix: wire.Fix, now_ms: int) -> str | None:
@@ -281,6 +302,8 @@ class _Run:
                     parking.on_lot_entry(state.stop, self.asset_id, track.since_ms, self.emit)
                 else:
                     parking.lot_exit(track, zone, track.since_ms, self.emit)
+                    if self.asset_class in parking.PARKED_CLASSES:
+                        parking.on_lot_exit(state.stop, track.since_ms, fix.lat, fix.lon)
             if track.inside or track.pending is not None or track.open:
                 state.zones[zone_id] = track
             else:
@@ -361,6 +384,26 @@ class _Run:
             state.trip = None
 
 
+def base_for_late(
+    current: AssetState, checkpoints: Sequence[tuple[int, bytes]], earliest_ms: int
+) -> tuple[AssetState, int, bool]:
+    """Where a re-evaluation for a late fix at ``earliest_ms`` starts: the newest checkpoint
+    before it; a fresh state if the fix is older than anything the asset ever had; else (older
+    than every checkpoint kept) the oldest checkpoint.
+
+    Returns:
+        The base state, the time fixes are needed after, and whether it is exact.
+    """
+    before = [c for c in checkpoints if c[0] < earliest_ms]
+    if before:
+        return decode_state(before[-1][1]), before[-1][0], True
+    if current.first_ms < 0 or earliest_ms < current.first_ms:
+        return AssetState(), earliest_ms - 1, True
+    if checkpoints:
+        return decode_state(checkpoints[0][1]), checkpoints[0][0], False
+    return AssetState(), -1, False
+
+
 class Engine:
     """Evaluates fixes against one :class:`World` (build a new engine for a new world)."""
 
@@ -438,6 +481,7 @@ class Engine:
                 if dropped is not None:
                     outcome.dropped[dropped] = outcome.dropped.get(dropped, 0) + 1
                 index += 1
+            run.forget()
             outcome.states[asset_id] = state
             outcome.due[asset_id] = run.due()
         return outcome
@@ -451,6 +495,7 @@ class Engine:
             state = copy_state(given)
             run = _Run(self, asset_id, state, outcome.events)
             run.advance(until_ms)
+            run.forget()
             outcome.states[asset_id] = state
             outcome.due[asset_id] = run.due()
         return outcome
@@ -465,7 +510,11 @@ class Engine:
         now_ms: int,
     ) -> Outcome:
         """Evaluate an asset again from ``checkpoint`` (its state before the earliest late fix)
-        with every fix since, up to where it had been evaluated; raise only what was not raised.
+        with every fix since, up to where it had been evaluated; raise only what differs from
+        what was raised (see :func:`reconcile`).
+
+        The checkpoints kept after ``checkpoint`` were made without the late fixes: the outcome's
+        ``checkpoints`` replace them (taken every ``checkpoint_every_s`` along the way).
 
         Args:
             current: the asset's state now (its ledger says what was raised).
@@ -474,21 +523,29 @@ class Engine:
         """
         state = copy_state(checkpoint)
         state.version = current.version
-        state.ledger = {
-            k: [msgspec.structs.replace(e) for e in v] for k, v in checkpoint.ledger.items()
-        }
+        state.outbox = []  # (the checkpoints taken on the way are made without it)
         raw: list[Event] = []
         mine = sorted({(f.ts, f.seq): f for f in fixes}.values(), key=lambda f: (f.ts, f.seq))
         geo = self._geometry(mine) if mine else _Geo(np.empty(0), np.empty(0), {})
         run = _Run(self, asset_id, state, raw)
         outcome = Outcome()
+        taken: list[tuple[int, bytes]] = []
+        outcome.checkpoints[asset_id] = (checkpoint.clock_ms, taken)
+        every = int(run.base.checkpoint_every_s * 1000)
         for index, fix in enumerate(mine):
+            if state.clock_ms >= 0 and state.clock_ms - state.checkpoint_ms >= every:
+                state.checkpoint_ms = state.clock_ms
+                taken.append((state.clock_ms, encode_state(state)))
             dropped = run.take(fix, index, geo, now_ms)
             if dropped is not None:
                 outcome.dropped[dropped] = outcome.dropped.get(dropped, 0) + 1
         run.advance(max(current.clock_ms, state.clock_ms))
-        outcome.events = reconcile(current.ledger, raw, since_ms=checkpoint.clock_ms)
-        state.ledger = _merged_ledger(current.ledger, state.ledger)
+        span = _Span(checkpoint.ledger, current.ledger_from_ms)
+        outcome.events = reconcile(asset_id, current.ledger, state.ledger, span)
+        state.ledger = _merged_ledger(current.ledger, state.ledger, span)
+        state.ledger_from_ms = current.ledger_from_ms
+        state.outbox = list(current.outbox)  # what was decided and not applied yet still is
+        run.forget()
         outcome.states[asset_id] = state
         outcome.due[asset_id] = run.due()
         return outcome
@@ -506,15 +563,20 @@ def _record(ledger: dict[str, list[Episode]], event: Event) -> None:
     episodes = ledger.setdefault(key, [])
     if event.kind not in CONDITIONS:
         if event.action == "open":
-            episodes.append(Episode(open_ms=event.ts, close_ms=event.ts))
+            episodes.append(Episode(open_ms=event.ts, close_ms=event.ts, details=event.details,
+                                    lat=event.lat, lon=event.lon))  # fmt: skip
     elif event.action == "open":
-        episodes.append(Episode(open_ms=event.ts))
+        episodes.append(
+            Episode(open_ms=event.ts, details=event.details, lat=event.lat, lon=event.lon)
+        )
     elif episodes:
         last = episodes[-1]
         if event.action == "close":
             last.close_ms = event.ts
+            last.close_details = event.details
         elif event.action == "escalate":
             last.escalated = True
+            last.escalated_ms = event.ts
     del episodes[:-_LEDGER_KEEP]
 
 
@@ -524,87 +586,144 @@ def _overlaps(a: Episode, b: Episode) -> bool:
     return a.open_ms <= b_end and b.open_ms <= a_end
 
 
-def reconcile(
-    ledger: Mapping[str, list[Episode]], raw: Sequence[Event], *, since_ms: int
-) -> list[Event]:
-    """The events to raise after a re-evaluation: what ``raw`` (everything the re-evaluation
-    found) adds to what ``ledger`` says was raised. All are marked ``late``.
+def _over_by(episode: Episode, ts_ms: int, *, instant: bool) -> bool:
+    end = episode.open_ms if instant else episode.close_ms
+    return end is not None and end <= ts_ms
 
-    A condition episode overlapping one raised before is the same alert: an earlier start is an
-    ``update`` (the alert takes the earlier start), a close or escalation not raised yet is
-    raised. An episode or instant finding with nothing matching is raised anew.
+
+class _Span:
+    """Which episodes a re-evaluation judges again: all but those over in the checkpoint it
+    started from (the run starts with them closed, and the ledger had them closed) and those
+    forgotten (over before ``floor_ms``, see ``AssetState.ledger_from_ms``).
+
+    Not simply "over before the checkpoint's time": an event's time may precede the time it was
+    decided (a truck moved on at the first fast fix, decided a minute later), so an episode can
+    be open in a checkpoint and closed, in the ledger, at a time before it.
     """
-    found: dict[str, list[Episode]] = {}
-    firsts: dict[tuple[str, int], Event] = {}
-    for event in raw:
-        _record(found, event)
-        if event.action == "open":
-            firsts[(_key(event), event.ts)] = event
+
+    def __init__(self, settled: Mapping[str, list[Episode]], floor_ms: int) -> None:
+        self.floor_ms = floor_ms
+        self.opens: dict[str, set[int]] = {}
+        self.closes: dict[str, set[int]] = {}
+        for key, episodes in settled.items():
+            over = [e for e in episodes if e.close_ms is not None]
+            self.opens[key] = {e.open_ms for e in over}
+            self.closes[key] = {e.close_ms for e in over if e.close_ms is not None}
+
+    def judged(self, key: str, episodes: Iterable[Episode]) -> list[Episode]:
+        instant = key.partition("|")[0] not in CONDITIONS
+        opens, closes = self.opens.get(key, set()), self.closes.get(key, set())
+        kept = []
+        for episode in episodes:
+            if _over_by(episode, self.floor_ms, instant=instant):
+                continue
+            if episode.open_ms in opens or (not instant and episode.close_ms in closes):
+                continue
+            kept.append(episode)
+        return kept
+
+
+def reconcile(
+    asset_id: str,
+    raised: Mapping[str, list[Episode]],
+    found: Mapping[str, list[Episode]],
+    span: _Span,
+) -> list[Event]:
+    """The events that bring what was raised (``raised``, the ledger) in line with what a
+    re-evaluation found (``found``, its ledger), over the episodes it judged again (``span``).
+    All are marked ``late``.
+
+    Per condition, episodes of the two that overlap in time are the same alert (paired in
+    order). The alert keeps its identity; what differs is corrected by one ``update``:
+    ``start_ms`` (and ``was_ms``, the start raised, if it moved), ``end_ms`` if the close
+    moved or was undone (``None``: open after all), ``escalated`` if that changed (unless
+    the alert is open and now escalates: that is an ``escalate``); a close not raised yet is
+    raised. A found episode with no partner is raised anew: ``open`` (and ``escalate``), or,
+    if over already, one ``open`` with ``end_ms`` and ``escalated`` in its details (a closed
+    alert). A raised one with no partner is withdrawn (``withdraw``): the data that arrived
+    since shows it did not happen (a stop inferred across a gap that the backlog fills with
+    driving). Instant findings match on their time. Withdrawals come first.
+    """
     out: list[Event] = []
-    by_key: dict[tuple[str, str, int], Event] = {(_key(e), e.action, e.ts): e for e in raw}
-    for key, episodes in found.items():
-        kind = key.partition("|")[0]
-        old = [e for e in ledger.get(key, ()) if e.close_ms is None or e.close_ms >= since_ms]
-        for new in episodes:
-            if kind not in CONDITIONS:
-                if not any(o.open_ms == new.open_ms for o in ledger.get(key, ())):
-                    out.append(firsts[(key, new.open_ms)].late())
-                continue
-            match = next((o for o in old if _overlaps(o, new)), None)
-            opener = firsts.get((key, new.open_ms))
+    for key in sorted(set(raised) | set(found)):
+        instant = key.partition("|")[0] not in CONDITIONS
+        old = span.judged(key, raised.get(key, ()))
+        new = span.judged(key, found.get(key, ()))
+
+        event = functools.partial(_late_event, asset_id, key)
+
+        if instant:
+            old_times = {e.open_ms for e in old}
+            new_times = {e.open_ms for e in new}
+            out += [
+                event("open", e.open_ms, e, e.details) for e in new if e.open_ms not in old_times
+            ]
+            out += [
+                event("withdraw", e.open_ms, e, {"start_ms": e.open_ms})
+                for e in old
+                if e.open_ms not in new_times
+            ]
+            continue
+        unpaired = list(old)
+        for episode in new:
+            match = next((o for o in unpaired if _overlaps(o, episode)), None)
             if match is None:
-                if opener is not None:
-                    out.append(opener.late())
-                for action, ts in (("escalate", None), ("close", new.close_ms)):
-                    follow = _follow(by_key, key, action, new, ts)
-                    if follow is not None:
-                        out.append(follow.late())
+                if episode.close_ms is not None:  # over already: one event says it all
+                    details = {**episode.details, **episode.close_details,
+                               "end_ms": episode.close_ms, "escalated": episode.escalated}  # fmt: skip
+                    out.append(event("open", episode.open_ms, episode, details))
+                    continue
+                out.append(event("open", episode.open_ms, episode, episode.details))
+                if episode.escalated:
+                    out.append(event("escalate", episode.escalated_ms, episode, {}))
                 continue
-            if new.open_ms < match.open_ms and opener is not None:
-                details = {**opener.details, "start_ms": new.open_ms}
-                out.append(msgspec.structs.replace(opener, action="update", details=details).late())
-            if new.escalated and not match.escalated:
-                follow = _follow(by_key, key, "escalate", new, None)
-                if follow is not None:
-                    out.append(follow.late())
-            if new.close_ms is not None and match.close_ms is None:
-                follow = _follow(by_key, key, "close", new, new.close_ms)
-                if follow is not None:
-                    out.append(follow.late())
-    out.sort(key=lambda e: e.ts)
+            unpaired.remove(match)
+            fixes: dict[str, Any] = {}
+            if episode.open_ms != match.open_ms:
+                fixes["was_ms"] = match.open_ms
+            escalate = episode.escalated and not match.escalated and match.close_ms is None
+            if episode.escalated != match.escalated and not escalate:
+                fixes["escalated"] = episode.escalated
+            if match.close_ms is not None and episode.close_ms != match.close_ms:
+                fixes["end_ms"] = episode.close_ms
+            if fixes:
+                details = {**episode.details, "start_ms": episode.open_ms, **fixes}
+                out.append(event("update", episode.open_ms, episode, details))
+            if escalate:
+                out.append(event("escalate", episode.escalated_ms, episode, {}))
+            if episode.close_ms is not None and match.close_ms is None:
+                out.append(event("close", episode.close_ms, episode, episode.close_details))
+        for gone in unpaired:
+            out.append(event("withdraw", gone.open_ms, gone, {"start_ms": gone.open_ms}))
+    # Withdrawals first: an alert raised anew may take the place of one withdrawn.
+    out.sort(key=lambda e: (e.action != "withdraw", e.ts, _ORDER[e.action]))
     return out
 
 
-def _follow(
-    by_key: Mapping[tuple[str, str, int], Event],
-    key: str,
-    action: str,
-    episode: Episode,
-    ts: int | None,
-) -> Event | None:
-    if ts is not None:
-        return by_key.get((key, action, ts))
-    if action == "escalate" and episode.escalated:
-        for (k, a, t), event in by_key.items():
-            if k == key and a == "escalate" and t >= episode.open_ms:
-                return event
-    return None
+def _late_event(
+    asset_id: str, key: str, action: str, ts: int, episode: Episode, details: Mapping[str, Any]
+) -> Event:
+    kind, _, ref = key.partition("|")
+    return Event(
+        asset=asset_id, kind=kind, ref=ref, action=action, ts=ts,  # type: ignore[arg-type]
+        lat=episode.lat, lon=episode.lon, flags=("late",), details=dict(details),
+    )  # fmt: skip
+
+
+#: Within one time: corrections before what is raised anew.
+_ORDER: Final = {"withdraw": 0, "update": 1, "open": 2, "escalate": 3, "close": 4}
 
 
 def _merged_ledger(
-    old: Mapping[str, list[Episode]], new: Mapping[str, list[Episode]]
+    raised: Mapping[str, list[Episode]], found: Mapping[str, list[Episode]], span: _Span
 ) -> dict[str, list[Episode]]:
+    """The ledger after :func:`reconcile`: what was raised and not judged again, and what was
+    found where it was (the alerts now say that)."""
     merged: dict[str, list[Episode]] = {}
-    for key in set(old) | set(new):
-        episodes = {(e.open_ms): e for e in old.get(key, ())}
-        for episode in new.get(key, ()):
-            match = next((o for o in episodes.values() if _overlaps(o, episode)), None)
-            if match is None:
-                episodes[episode.open_ms] = episode
-            else:
-                match.open_ms = min(match.open_ms, episode.open_ms)
-                if match.close_ms is None:
-                    match.close_ms = episode.close_ms
-                match.escalated = match.escalated or episode.escalated
-        merged[key] = sorted(episodes.values(), key=lambda e: e.open_ms)[-_LEDGER_KEEP:]
+    for key in set(raised) | set(found):
+        again = {id(e) for e in span.judged(key, raised.get(key, ()))}
+        kept = [e for e in raised.get(key, ()) if id(e) not in again]
+        episodes = sorted([*kept, *span.judged(key, found.get(key, ()))], key=lambda e: e.open_ms)
+        if episodes:
+            merged[key] = episodes[-_LEDGER_KEEP:]
     return merged

@@ -15,7 +15,7 @@ import msgspec
 
 __all__ = ["CONDITIONS", "INSTANT", "Action", "Event", "alert_key"]
 
-Action = Literal["open", "update", "escalate", "close"]
+Action = Literal["open", "update", "escalate", "close", "withdraw"]
 
 #: Kinds that stay open until their clearing condition (the others are instantaneous).
 CONDITIONS: Final = frozenset(

@@ -1,10 +1,15 @@
 """Designated parking: a hazmat truck stopped outside every lot, and overstays in a lot.
 
 shared/RULES.md, "Parking": a stop is speed under ``stop_speed_kmh`` for at least ``stop_s``;
-outside every lot and every ``no_stop_alert`` zone it opens ``parking.outside_lot`` (its
-reference is the stop), escalates ``escalate_s`` later, and closes when the truck moves on
+outside every lot and every ``no_stop_alert`` zone it opens ``parking.outside_lot``,
+escalates ``escalate_s`` later, and closes when the truck moves on
 (over the stop speed for ``move_on_s``) or is confirmed inside a lot. A lot's ``max_stay_s``
 counts from confirmed entry to exit (``parking.max_stay``).
+
+An outside-lot alert's reference is the asset (it has one stop at a time); the stop's id (the
+asset and when it stopped) and position are in its details. Late data can move a stop's start,
+and the alert must stay the same one (shared/RULES.md, "Time and order"), so the start cannot be
+part of the alert's identity.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ __all__ = [
     "lot_stay",
     "on_fix",
     "on_lot_entry",
+    "on_lot_exit",
     "stop_ref",
 ]
 
@@ -33,7 +39,7 @@ PARKED_CLASSES: Final = frozenset({"hazmat_truck"})
 
 
 def stop_ref(asset_id: str, stop_ms: int) -> str:
-    """The reference of a stop: the asset and when it stopped."""
+    """The id of a stop: the asset and when it stopped (in the alert's details)."""
     return f"{asset_id}@{stop_ms}"
 
 
@@ -80,42 +86,27 @@ def advance(
     if stop.stop_ms is None and until_ms >= confirmed_at:
         stop.stop_ms = stop.slow_since_ms
         if not parked_allowed():
-            stop.outside = True
+            stop.outside, stop.opened_ms = True, confirmed_at
             details: dict[str, object] = {
+                "stop_id": stop_ref(asset_id, stop.stop_ms),
                 "stop_ms": stop.stop_ms,
                 "stop_lat": stop.slow_lat,
                 "stop_lon": stop.slow_lon,
             }
-            emit(
-                "parking.outside_lot",
-                stop_ref(asset_id, stop.stop_ms),
-                "open",
-                confirmed_at,
-                details,
-            )
+            emit("parking.outside_lot", asset_id, "open", confirmed_at, details)
     if stop.outside and not stop.escalated and stop.stop_ms is not None:
         due = confirmed_at + int(thresholds.escalate_s * 1000)
         if until_ms >= due:
             stop.escalated = True
-            ref = stop_ref(asset_id, stop.stop_ms)
-            emit(
-                "parking.outside_lot",
-                ref,
-                "escalate",
-                due,
-                {"stopped_s": (due - stop.stop_ms) / 1000},
-            )
+            stopped_s = (due - stop.stop_ms) / 1000
+            emit("parking.outside_lot", asset_id, "escalate", due, {"stopped_s": stopped_s})
 
 
 def _end(stop: StopTrack, asset_id: str, at_ms: int, emit: Emit, *, reason: str) -> None:
     if stop.outside and stop.stop_ms is not None:
-        emit(
-            "parking.outside_lot",
-            stop_ref(asset_id, stop.stop_ms),
-            "close",
-            at_ms,
-            {"reason": reason},
-        )
+        # Entering a lot is dated at the first fix inside, which may precede the alert.
+        at_ms = max(at_ms, stop.opened_ms)
+        emit("parking.outside_lot", asset_id, "close", at_ms, {"reason": reason})
     stop.stop_ms = None
     stop.slow_since_ms = None
     stop.outside = False
@@ -128,12 +119,25 @@ def on_lot_entry(stop: StopTrack, asset_id: str, at_ms: int, emit: Emit) -> None
         _end(stop, asset_id, at_ms, emit, reason="in a designated lot")
 
 
+def on_lot_exit(stop: StopTrack, at_ms: int, lat: float, lon: float) -> None:
+    """The asset was confirmed out of a lot (from ``at_ms``): a stop that goes on out there is
+    a stop outside lots, counted from the exit."""
+    if stop.outside or stop.slow_since_ms is None or stop.fast_since_ms is not None:
+        return
+    stop.slow_since_ms, stop.slow_lat, stop.slow_lon = at_ms, lat, lon
+    stop.stop_ms = None
+    stop.escalated = False
+
+
 def lot_stay(track: ZoneTrack, lot: ZoneEntry, until_ms: int, emit: Emit) -> None:
     """Open ``parking.max_stay`` once the asset has been in the lot longer than allowed, close it
     when it leaves (the geofence transition calls :func:`lot_exit`)."""
     spec = lot.spec
     if not isinstance(spec, LotSpec) or spec.max_stay_s is None or not track.inside:
         return
+    if track.pending is not None and not track.pending.inside:
+        # Leaving, not confirmed yet: if it is, the stay ended at the first fix outside.
+        until_ms = min(until_ms, track.pending.first_ms - 1)
     due = track.since_ms + int(spec.max_stay_s * 1000)
     if until_ms >= due and "parking.max_stay" not in track.open:
         track.open = {**track.open, "parking.max_stay": due}

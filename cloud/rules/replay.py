@@ -23,11 +23,11 @@ import msgspec
 import wire
 from cloud.models import Asset, GeoObject
 from cloud.rules.config import RulesConfig
-from cloud.rules.engine import Engine, Outcome
+from cloud.rules.engine import Engine, Outcome, base_for_late
 from cloud.rules.events import Event
 from cloud.rules.geometry import GeometryError, parse_geometry, to_geojson
 from cloud.rules.objects import ObjectError
-from cloud.rules.state import AssetState, decode_state, encode_state
+from cloud.rules.state import AssetState, encode_state
 from cloud.rules.world import World
 
 __all__ = ["WorldFileError", "replay", "world_from_document"]
@@ -131,12 +131,12 @@ class _Memory:
         current = self.states[asset_id]
         earliest = min(f.ts for f in fixes)
         checkpoints = self.checkpoints.get(asset_id, [])
-        before = [c for c in checkpoints if c[0] < earliest] or checkpoints[:1]
-        base, clock_ms = (
-            (decode_state(before[-1][1]), before[-1][0]) if before else (AssetState(), -1)
-        )
+        base, clock_ms, _ = base_for_late(current, checkpoints, earliest)
         mine = [f for f in self.history.get(asset_id, ()) if f.ts > clock_ms]
         outcome = self.engine.reevaluate(asset_id, current, base, mine, now_ms=now_ms)
+        after, taken = outcome.checkpoints[asset_id]
+        kept = [c for c in checkpoints if c[0] <= after]
+        self.checkpoints[asset_id] = [*kept, *taken]
         return self.take(outcome)
 
 

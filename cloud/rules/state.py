@@ -7,7 +7,7 @@ transition). Positions are kept in WGS-84, so a state outlives the world it was 
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -60,6 +60,8 @@ class StopTrack(msgspec.Struct, array_like=True, omit_defaults=True):
     #: whether the stop was outside every lot (an alert is open) and escalated
     outside: bool = False
     escalated: bool = False
+    #: when the outside-lot alert opened (a close is never before it)
+    opened_ms: int = 0
 
 
 class TripTrack(msgspec.Struct, array_like=True, omit_defaults=True):
@@ -83,11 +85,17 @@ class TripTrack(msgspec.Struct, array_like=True, omit_defaults=True):
 
 
 class Episode(msgspec.Struct, array_like=True):
-    """A condition that was open from ``open_ms`` (to ``close_ms``), or an instant finding."""
+    """A condition that was open from ``open_ms`` (to ``close_ms``), or an instant finding,
+    with what was said of it (so a late correction can say it again)."""
 
     open_ms: int
     close_ms: int | None = None
     escalated: bool = False
+    escalated_ms: int = 0
+    lat: float | None = None
+    lon: float | None = None
+    details: dict[str, Any] = {}
+    close_details: dict[str, Any] = {}
 
 
 class AssetState(msgspec.Struct, omit_defaults=True):
@@ -97,6 +105,8 @@ class AssetState(msgspec.Struct, omit_defaults=True):
     version: int = 0
     #: observation time up to which the asset has been evaluated (fixes and clock)
     clock_ms: int = -1
+    #: the first fix ever taken (a late fix older than it starts from nothing)
+    first_ms: int = -1
     #: the newest fix taken (not filtered out): time and position, and whether trusted
     last_ms: int = -1
     last_lat: float = 0.0
@@ -113,6 +123,8 @@ class AssetState(msgspec.Struct, omit_defaults=True):
     trips_done: list[str] = []
     #: what was raised, per condition key (for late data: nothing is raised twice)
     ledger: dict[str, list[Episode]] = {}
+    #: episodes over before this were forgotten (``checkpoint_horizon_s`` behind the clock)
+    ledger_from_ms: int = -1
     #: fixes dropped by the filters, by reason
     dropped: dict[str, int] = {}
     #: events decided but not yet applied to alerts (written with the state, so a worker that

@@ -40,7 +40,7 @@ from cloud.ingest import Accepted, cancel_requests, raise_if_cancelled
 from cloud.live import LiveState
 from cloud.models import LiveEvent
 from cloud.rules.config import RulesConfig
-from cloud.rules.engine import Engine, Outcome
+from cloud.rules.engine import Engine, Outcome, base_for_late
 from cloud.rules.events import Event, alert_key
 from cloud.rules.objects import ZoneSpec
 from cloud.rules.state import AssetState, decode_state, encode_state
@@ -189,23 +189,16 @@ class RuleService:
         assert current is not None
         earliest = min(f.ts for f in late)
         checkpoints = await self.live.rule_checkpoints(asset_id)
-        before = [c for c in checkpoints if c[0] < earliest]
-        if before:
-            clock_ms, raw = before[-1]
-            base = decode_state(raw)
-        elif checkpoints:
-            # Older than every checkpoint: judged from the oldest one (counted).
+        base, clock_ms, exact = base_for_late(current, checkpoints, earliest)
+        if not exact:  # older than every checkpoint kept: judged from the oldest (counted)
             self.counters["rules_late_beyond_horizon"] += 1
-            clock_ms, raw = checkpoints[0]
-            base = decode_state(raw)
-        else:
-            base, clock_ms = AssetState(), -1
         archived = await self.store.track(asset_id, max(0, clock_ms + 1), current.clock_ms + 1)
         mine = [f for f in [*archived, *late] if f.ts > clock_ms]
         again = engine.reevaluate(asset_id, current, base, mine, now_ms=now_ms)
         outcome.states[asset_id] = again.states[asset_id]
         outcome.events += again.events
         outcome.due[asset_id] = again.due[asset_id]
+        outcome.checkpoints.update(again.checkpoints)
         self.counters["rules_reevaluated"] += 1
         self.counters["rules_late_fixes"] += len(late)
 
@@ -232,6 +225,9 @@ class RuleService:
             lots += _lot_changes(self.world, asset_id, before.get(asset_id), state)
         await self.live.set_lot_members(lots)
         await self.live.set_rule_due({a: outcome.due.get(a) for a in written})
+        for asset_id, (after_ms, taken) in outcome.checkpoints.items():
+            if asset_id in written:  # made with the late fixes: they replace those after
+                await self.live.replace_rule_checkpoints(asset_id, after_ms, taken)
         await self._apply_outboxes({a: outcome.states[a] for a in written})
         await self._checkpoint({a: outcome.states[a] for a in written})
         return written
@@ -376,4 +372,5 @@ def _message(event: Event) -> str:
         "trip.not_arrived": "did not arrive by the end of its window",
     }
     late = " (found in late data)" if "late" in event.flags else ""
-    return f"{event.asset} {names.get(event.kind, event.kind)}: {event.ref}{late}"
+    where = "" if event.ref == event.asset else f": {event.ref}"
+    return f"{event.asset} {names.get(event.kind, event.kind)}{where}{late}"

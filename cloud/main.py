@@ -146,6 +146,7 @@ def create_app(
                 store=archive, live=state, alerts=alerts, config=settings.rules, clock=clock_ms
             )
             await rules.refresh(force=True)
+            stack.push_async_callback(rules.close)
             services = Services(
                 store=archive, live=state, settings=settings, clock_ms=clock_ms,
                 alerts=alerts, rules=rules, live_keepalive_s=live_keepalive_s,

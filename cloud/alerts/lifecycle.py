@@ -238,6 +238,11 @@ class AlertService:
     ) -> Alert | None:
         """Apply what a rule found (:mod:`cloud.rules.events`) to the alert of its condition.
 
+        Idempotent: the rule service applies a finding at least once (a worker that dies after
+        raising it and before noting so leaves it to the next), so the same finding again
+        changes nothing, and a stale one (a close or escalation older than the open alert)
+        does not touch a newer alert.
+
         ``open`` opens an alert at the observation time ``ts_ms``, or counts a repeat of an
         instantaneous finding on the one still open (``count``, ``last_ms`` and position in its
         data); an ``open`` with ``end_ms`` in ``data`` is a condition late data found over
@@ -246,15 +251,17 @@ class AlertService:
         revises the alert that opened at ``was_ms`` (or ``start_ms``): its start, its end
         (``end_ms``; ``None`` opens a condition closed by the rules again) or its escalation;
         ``withdraw`` closes the alert that opened at ``ts_ms`` as withdrawn (``withdrawn`` in
-        its data): it did not happen.
+        its data; its key gets ``~withdrawn~<id>``, so it no longer stands for the condition):
+        it did not happen.
         """
-        if action == "close":
-            return await self.clear_condition(
-                enterprise_id=enterprise_id, key=key, now_ms=ts_ms, comment=message
-            )
         if action in ("update", "withdraw"):
             return await self._correct(enterprise_id, key, action, ts_ms, level, data)
         current = await self.store.open_alert(enterprise_id, key)
+        if action in ("close", "escalate") and (current is None or current.opened_ms > ts_ms):
+            return None  # nothing open, or a newer alert: a repeat of one applied before
+        if action == "close":
+            assert current is not None
+            return await self._apply(current, "close", by=SYSTEM, comment=message, now_ms=ts_ms)
         if action == "open" and "end_ms" in data:
             return await self._open_closed(
                 enterprise_id, key, kind, ts_ms, level, asset_id, message, data, current
@@ -262,6 +269,8 @@ class AlertService:
         if current is None:
             if action != "open":
                 return None
+            if await self.store.alert_opened_at(enterprise_id, key, ts_ms) is not None:
+                return None  # applied before and closed since: a repeat
             alert = new_alert(
                 alert_id=self.id_factory(), enterprise_id=enterprise_id, key=key, kind=kind,
                 level=level, now_ms=ts_ms, asset_id=asset_id, message=message,
@@ -279,11 +288,13 @@ class AlertService:
         merged = dict(current.data)
         changes: dict[str, Any]
         if action == "open":
-            if merged.get("last_ms") == ts_ms:
-                return current  # the same finding again (a re-evaluation): nothing new
+            if ts_ms in (merged.get("last_ms"), current.opened_ms):
+                return current  # the same finding again (a repeat): nothing new
             merged.update(data, count=int(merged.get("count", 1)) + 1, last_ms=ts_ms)
             changes = {"data": merged}
         elif action == "escalate":
+            if "escalated_ms" in merged:
+                return current  # a repeat
             changes = {"level": "critical", "data": {**merged, "escalated_ms": ts_ms}}
         else:
             raise ValueError(f"unknown finding action {action!r}")
@@ -316,7 +327,10 @@ class AlertService:
             message=message, data={**data, "count": 1, "last_ms": ts_ms},
         )  # fmt: skip
         alert, _ = transition(alert, "close", by=SYSTEM, now_ms=end_ms, comment=message)
-        await self.store.insert_alert(alert)
+        try:
+            await self.store.insert_alert(alert)
+        except ConflictError:
+            return None  # applied at the same moment by another worker
         await self._publish(alert)
         return alert
 
@@ -336,7 +350,12 @@ class AlertService:
             return None
         if action == "withdraw":
             comment = "withdrawn: data that arrived later shows it did not happen"
-            withdrawn = {"data": {**current.data, "withdrawn": True}}
+            # It leaves its condition (the key): should later data bring the condition back
+            # from the same start, that is a new alert, not this one reopened.
+            withdrawn = {
+                "data": {**current.data, "withdrawn": True},
+                "key": f"{current.key}~withdrawn~{current.id}",
+            }
             return await self._apply(
                 current, "withdraw", by=SYSTEM, comment=comment, now_ms=ts_ms, changes=withdrawn
             )
@@ -345,6 +364,8 @@ class AlertService:
         changes: dict[str, Any] = {"opened_ms": start, "data": merged}
         if "escalated" in data:
             changes["level"] = "critical" if data["escalated"] else level
+            if not data["escalated"]:
+                merged.pop("escalated_ms", None)
         if "end_ms" in data and current.closed_by == SYSTEM:
             end = data["end_ms"]
             if end is not None:
@@ -553,6 +574,8 @@ class AlertService:
                 fresh = await self.store.get_alert(alert.id)
                 if fresh is None or fresh.state == alert.state:
                     raise
+                if action == "close" and fresh.state == "closed":
+                    return fresh  # closed meanwhile (by another worker): done
                 alert = fresh
                 continue
             await self._publish(updated)

@@ -174,6 +174,16 @@ alerts: Final = Table(
     Index("ix_alerts_tenant_state", "enterprise_id", "state", "opened_ms"),
     Index("ix_alerts_opened", "opened_ms"),
     Index("ix_alerts_key", "enterprise_id", "key", "opened_ms"),  # schema 7
+    # A rule's alert is its condition from a start: applied twice at once, it is still one.
+    Index(
+        "ux_alerts_rule_start",
+        "enterprise_id",
+        "key",
+        "opened_ms",
+        unique=True,
+        sqlite_where=text("key LIKE 'rule:%'"),
+        postgresql_where=text("key LIKE 'rule:%'"),
+    ),  # schema 7
     # One alert per condition that is not closed: the store enforces it, not only the service.
     Index(
         "ux_alerts_open_key",
@@ -381,9 +391,16 @@ async def _v6(conn: AsyncConnection) -> None:
 
 
 async def _v7(conn: AsyncConnection) -> None:
-    """Alerts by condition and start (late data corrects or withdraws a closed one)."""
+    """Alerts by condition and start (late data corrects or withdraws a closed one); one rule
+    alert per condition and start."""
     await conn.execute(
         text("CREATE INDEX IF NOT EXISTS ix_alerts_key ON alerts (enterprise_id, key, opened_ms)")
+    )
+    await conn.execute(
+        text(
+            "CREATE UNIQUE INDEX IF NOT EXISTS ux_alerts_rule_start ON alerts "
+            "(enterprise_id, key, opened_ms) WHERE key LIKE 'rule:%'"
+        )
     )
 
 

@@ -490,8 +490,8 @@ class Engine:
         """What time alone does up to ``until_ms`` for these assets (the clock rules)."""
         outcome = Outcome()
         for asset_id, given in states.items():
-            if given.clock_ms < 0 or until_ms <= given.clock_ms:
-                continue
+            if (given.clock_ms < 0 or until_ms <= given.clock_ms) and not given.outbox:
+                continue  # (an outbox not applied yet: returned, for another try)
             state = copy_state(given)
             run = _Run(self, asset_id, state, outcome.events)
             run.advance(until_ms)
@@ -521,6 +521,9 @@ class Engine:
             checkpoint: a state of the asset taken before the earliest late fix.
             fixes: the fixes after the checkpoint (archived and new, any order, repeats allowed).
         """
+        # What was evaluated was not from the future then: a late fix's receive time is no
+        # reason to drop them now.
+        now_ms = max(now_ms, current.clock_ms)
         state = copy_state(checkpoint)
         state.version = current.version
         state.outbox = []  # (the checkpoints taken on the way are made without it)

@@ -132,6 +132,8 @@ class AssetState(msgspec.Struct, omit_defaults=True):
     outbox: list[Event] = []
     #: evaluated-until time of the newest checkpoint kept of this state
     checkpoint_ms: int = -1
+    #: failed attempts in a row to apply the first event of the outbox
+    outbox_failures: int = 0
 
 
 _ENCODER: Final = msgspec.msgpack.Encoder()

@@ -2,9 +2,11 @@
 the live state and its findings in alerts.
 
 - **The world** (zones, lots, routes, trips, assets) is built from the archive in a thread and
-  swapped in whole; it is rebuilt when the registry version moves (the API bumps it on every
-  change of a geo object or an asset), checked at most every ``world_check_s``, so every worker
-  follows an edit within about a second, with no restart.
+  swapped in whole; it is rebuilt when the registry version moves (the API and ``hazwatch
+  admin`` bump it on every change of a geo object or an asset). Every worker looks at the
+  version every ``world_check_s`` (the clock loop, and each round) and rebuilds in the
+  background while rounds go on with the world they have, so every worker follows an edit
+  within about a second plus the build, with no restart.
 - **Each round** (:meth:`RuleService.step`, an ingest step): the fixes of each asset go through
   :meth:`~cloud.rules.engine.Engine.evaluate` on the asset's state, which is written back only
   if nobody wrote it meanwhile (compare-and-set): on a conflict the asset is loaded and
@@ -25,7 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
+import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -49,7 +53,9 @@ from cloud.rules.world import World
 __all__ = ["RuleService"]
 
 log = logging.getLogger(__name__)
-_ATTEMPTS: Final = 8
+#: Failed applications of one finding before it is dropped (a minute of clock steps and more).
+_APPLY_ATTEMPTS: Final = 20
+_ATTEMPTS: Final = 16
 _LEVELS: Final = {"info": "info", "warning": "warning", "critical": "critical"}
 
 
@@ -95,6 +101,7 @@ class RuleService:
         self._world_lock = asyncio.Lock()
         self._owner = uuid.uuid4().hex
         self._last_tick_ms = -1
+        self._building: asyncio.Task[bool] | None = None
 
     @property
     def world(self) -> World:
@@ -133,13 +140,37 @@ class RuleService:
             )  # fmt: skip
             return True
 
+    def refresh_soon(self) -> None:
+        """Look at the registry version (if ``world_check_s`` has passed) and rebuild the world
+        in the background if it moved; the caller goes on with the current world."""
+        if time.monotonic() - self._world_checked < self.world_check_s:
+            return
+        if self._building is not None and not self._building.done():
+            return
+        self._building = asyncio.create_task(self._refresh_logged(), name="rules-world")
+
+    async def _refresh_logged(self) -> bool:
+        try:
+            return await self.refresh()
+        except Exception:
+            self.counters["world_error"] += 1
+            log.exception("rules: looking for world changes failed; trying again")
+            return False
+
+    async def close(self) -> None:
+        """Stop a world build in progress."""
+        if self._building is not None:
+            self._building.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._building
+
     # -- rounds -----------------------------------------------------------------------------
 
     async def step(self, accepted: Accepted) -> None:
         """The ingest step: evaluate the round's fixes."""
+        self.refresh_soon()
         if not accepted.fixes:
             return
-        await self.refresh()
         fixes: dict[str, list[wire.Fix]] = {}
         for rec in accepted.fixes:
             fixes.setdefault(rec.item.asset, []).append(rec.item)
@@ -148,9 +179,11 @@ class RuleService:
     async def evaluate(self, fixes: Mapping[str, Sequence[wire.Fix]], *, now_ms: int) -> None:
         """Evaluate fixes per asset, writing states with compare-and-set, then raise findings."""
         pending = dict(fixes)
-        for _ in range(_ATTEMPTS):
+        for attempt in range(_ATTEMPTS):
             if not pending:
                 return
+            if attempt:  # another worker keeps writing these assets: let it finish
+                await asyncio.sleep(random.uniform(0, 0.002 * attempt))
             engine = self.engine
             states = await self._load(pending)
             outcome = engine.evaluate(pending, states, now_ms=now_ms)
@@ -163,6 +196,8 @@ class RuleService:
             pending = {a: f for a, f in pending.items() if a not in written}
             if pending:
                 self.counters["rule_state_conflict"] += len(pending)
+        if not pending:
+            return
         self.counters["rule_state_gave_up"] += len(pending)
         log.error(
             "rules: %d assets kept changing under us; their fixes were not evaluated", len(pending)
@@ -233,22 +268,47 @@ class RuleService:
         return written
 
     async def _apply_outboxes(self, states: Mapping[str, AssetState]) -> None:
-        """Raise each state's pending events in order, then empty the outbox (if the state is
-        still ours: a newer one has them applied already or will)."""
+        """Raise each state's pending events in order and take them out of the outbox (if the
+        state is still ours: a newer one has them applied already or will).
+
+        An event that cannot be applied (the archive unreachable) stays, with those after it,
+        and the asset is due at the next clock step, which tries again; after
+        ``_APPLY_ATTEMPTS`` failures in a row the event is dropped (counted, logged), so one
+        bad event cannot hold an asset's alerts back for ever.
+        """
         emptied = {}
+        retry: dict[str, int | None] = {}
         for asset_id, state in states.items():
             if not state.outbox:
                 continue
+            done = 0
             for event in state.outbox:
-                await self._apply(event)
-            state.outbox = []
+                if not await self._apply(event):
+                    state.outbox_failures += 1
+                    if state.outbox_failures >= _APPLY_ATTEMPTS:
+                        self.counters["finding_dropped"] += 1
+                        log.error(
+                            "rules: finding %s %s of %s dropped after %d failed attempts",
+                            event.kind, event.action, event.asset, state.outbox_failures,
+                        )  # fmt: skip
+                        state.outbox_failures = 0
+                        done += 1
+                    break
+                state.outbox_failures = 0
+                done += 1
+            state.outbox = state.outbox[done:]
+            if state.outbox:
+                retry[asset_id] = self.clock() - self.grace_ms
             emptied[asset_id] = (state.version, encode_state(state))
         if emptied:
             conflicts = await self.live.put_rule_states(emptied)
             for asset_id in set(emptied) - conflicts:
                 states[asset_id].version += 1
+        if retry:
+            await self.live.set_rule_due(retry)
 
-    async def _apply(self, event: Event) -> None:
+    async def _apply(self, event: Event) -> bool:
+        """Apply one finding to its alert; whether it was (or need not be)."""
         self.counters[f"finding.{event.kind}.{event.action}"] += 1
         info = self.world.asset(event.asset)
         enterprise_id = info.enterprise_id
@@ -256,14 +316,14 @@ class RuleService:
             **event.details, "rule": event.rule, "ref": event.ref, "lat": event.lat,
             "lon": event.lon, "flags": list(event.flags),
         }  # fmt: skip
-        if enterprise_id is not None:
-            await self.live.publish(
-                LiveEvent(kind="finding", enterprise_id=enterprise_id, ts_ms=event.ts,
-                          data={**msgspec.to_builtins(event)})
-            )  # fmt: skip
-        if self.alerts is None or enterprise_id is None:
-            return
         try:
+            if enterprise_id is not None:
+                await self.live.publish(
+                    LiveEvent(kind="finding", enterprise_id=enterprise_id, ts_ms=event.ts,
+                              data={**msgspec.to_builtins(event)})
+                )  # fmt: skip
+            if self.alerts is None or enterprise_id is None:
+                return True
             await self.alerts.on_finding(
                 enterprise_id=enterprise_id, key=alert_key(event), kind=event.kind,
                 action=event.action, ts_ms=event.ts, level=self._level(event),
@@ -272,8 +332,11 @@ class RuleService:
         except Exception:
             self.counters["finding_error"] += 1
             log.exception(
-                "rules: finding %s %s of %s not applied", event.kind, event.action, event.asset
-            )
+                "rules: finding %s %s of %s not applied (kept, to try again)",
+                event.kind, event.action, event.asset,
+            )  # fmt: skip
+            return False
+        return True
 
     def _level(self, event: Event) -> str:
         if event.rule == "zone":
@@ -304,7 +367,6 @@ class RuleService:
         """Advance the assets whose rules need the clock; return how many."""
         now = self.clock() if now_ms is None else now_ms
         until = now - self.grace_ms
-        await self.refresh()
         due = set(await self.live.due_rule_assets(until))
         for trips in self.world.trips.values():  # trips ending, whether their asset sent or not
             for trip in trips:
@@ -325,20 +387,28 @@ class RuleService:
         return len(outcome.states)
 
     async def run_timer(self, *, period_s: float = 5.0) -> None:
-        """Tick every ``period_s`` while holding the timer lock (one worker at a time)."""
+        """Tick every ``period_s`` while holding the timer lock (one worker at a time); look for
+        world changes every ``world_check_s`` on every worker."""
         ttl_ms = int(period_s * 3000)
         before = cancel_requests()
-        while True:
-            try:
-                if await self.live.try_lock("rules-timer", self._owner, ttl_ms=ttl_ms):
-                    await self.tick()
-            except Exception:
-                self.counters["timer_error"] += 1
-                log.exception("rules: the clock step failed; trying again")
-            # A stop that a client library swallowed (redis-py can, while a command is in
-            # flight) must still end the loop, or the service never stops.
-            raise_if_cancelled(before)
-            await asyncio.sleep(period_s)
+        next_tick = time.monotonic()
+        try:
+            while True:
+                self.refresh_soon()
+                if time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + period_s
+                    try:
+                        if await self.live.try_lock("rules-timer", self._owner, ttl_ms=ttl_ms):
+                            await self.tick()
+                    except Exception:
+                        self.counters["timer_error"] += 1
+                        log.exception("rules: the clock step failed; trying again")
+                # A stop that a client library swallowed (redis-py can, while a command is in
+                # flight) must still end the loop, or the service never stops.
+                raise_if_cancelled(before)
+                await asyncio.sleep(min(period_s, self.world_check_s))
+        finally:
+            await self.close()
 
 
 def _lot_changes(

@@ -146,7 +146,10 @@ def _from_archive(args: argparse.Namespace, config: RulesConfig) -> int:
         objects = [o for o in current if o.kind in ("route", "trip")] + history
         return World.build(objects, assets, config=rules), list(track)
 
-    world, fixes = asyncio.run(load())
+    try:
+        world, fixes = asyncio.run(load())
+    except Exception as exc:  # the archive unreachable, a schema too new, a broken object
+        return _fail(f"reading the archive ({settings.database.url.split('@')[-1]}): {exc}")
     encoder = msgspec.json.Encoder()
     out = sys.stdout.buffer
     for event in replay(world, fixes, until_ms=args.until or args.end, grace_s=args.grace_s):

@@ -26,7 +26,7 @@ from cloud.rules.config import RulesConfig
 from cloud.rules.engine import Engine, Outcome, base_for_late
 from cloud.rules.events import Event
 from cloud.rules.geometry import GeometryError, parse_geometry, to_geojson
-from cloud.rules.objects import ObjectError
+from cloud.rules.objects import ObjectError, read
 from cloud.rules.state import AssetState, encode_state
 from cloud.rules.world import World
 
@@ -80,6 +80,10 @@ def _object(kind: str, feature: Any, where: str) -> GeoObject:
         geometry = to_geojson(parse_geometry(feature.get("geometry"), kinds=_GEOMETRY[kind]))
     except GeometryError as exc:
         raise WorldFileError(f"{where}.geometry: {exc}") from exc
+    try:
+        read(kind, props, geometry)  # the rules' reading of it, to name where it is wrong
+    except ObjectError as exc:
+        raise WorldFileError(f"{where} ({object_id}).{exc.field}: {exc.detail}") from exc
     try:
         return GeoObject(
             id=object_id,

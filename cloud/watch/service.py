@@ -368,17 +368,20 @@ class RuleService:
         now = self.clock() if now_ms is None else now_ms
         until = now - self.grace_ms
         due = set(await self.live.due_rule_assets(until))
-        for trips in self.world.trips.values():  # trips ending, whether their asset sent or not
+        ending: dict[str, int] = {}  # trips ending, whether their asset sent fixes or not
+        for trips in self.world.trips.values():
             for trip in trips:
                 if self._last_tick_ms < trip.spec.end_ms <= until:
-                    due.add(trip.spec.asset_id)
+                    asset_id = trip.spec.asset_id
+                    ending[asset_id] = min(ending.get(asset_id, trip.spec.end_ms), trip.spec.end_ms)
+        due |= set(ending)
         self._last_tick_ms = until
         if not due:
             return 0
         for _ in range(_ATTEMPTS):
             states = await self._load(due)
-            for asset_id in due - set(states):
-                states[asset_id] = AssetState(clock_ms=until - 1)
+            for asset_id in due - set(states):  # never sent a fix: its trip ends unseen
+                states[asset_id] = AssetState(clock_ms=ending.get(asset_id, until) - 1)
             outcome = self.engine.tick(states, until_ms=until)
             written = await self._commit(outcome, states)
             due -= written | (set(states) - set(outcome.states))

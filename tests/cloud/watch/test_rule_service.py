@@ -30,7 +30,7 @@ from cloud.rules.replay import replay
 from cloud.rules.world import World
 from cloud.watch.service import RuleService
 from tests.cloud.conftest import delete_prefix, open_store
-from tests.cloud.rules.scenario import T0, fix, lot, ring, zone
+from tests.cloud.rules.scenario import T0, fix, lot, ring, route_obj, trip_obj, zone
 from tests.cloud.rules.test_order import alerts as replayed_alerts
 from tests.conftest import REDIS_URL
 
@@ -278,6 +278,24 @@ async def test_a_finding_the_archive_refuses_is_kept_and_applied_by_the_clock(
         await w.tick(now_ms=T0 + 86_400_000)
         (alert,) = await store.list_alerts(None)
         assert (alert.kind, alert.opened_ms) == ("zone.forbidden", T0)
+
+
+async def test_a_trip_whose_truck_never_reports_does_not_arrive(tmp_path: Path) -> None:
+    """The clock ends the trip at its window's end though the truck never sent a fix."""
+    route = route_obj("r", [(0, 0), (10_000, 0)])
+    trip = trip_obj(
+        "t", [(0, 0), (10_000, 0)], asset_id="truck", route_id="r",
+        start_ms=T0, end_ms=T0 + 3_600_000,
+    )  # fmt: skip
+    async with stack(tmp_path) as (store, client, prefix):
+        await store.put_geo(route, now_ms=T0 - 1)
+        await store.put_geo(trip, now_ms=T0 - 1)
+        w = await worker(store, client, prefix)
+        await w.tick(now_ms=T0 + 1_800_000)
+        assert await store.list_alerts(None) == []
+        await w.tick(now_ms=T0 + 3_700_000)  # the end, 60 s of grace, and some
+        (alert,) = await store.list_alerts(None)
+        assert (alert.kind, alert.opened_ms) == ("trip.not_arrived", T0 + 3_600_000)
 
 
 # -- the world ------------------------------------------------------------------------------

@@ -4,6 +4,12 @@ Geometry is stored in WGS-84. ``?crs=gcj02`` (or ``bd09``) says the body's coord
 drawn on such a map, and asks for answers in it. Objects without ``enterprise_id`` are shared
 (regulator-wide: city bans, moratorium zones); only admins and regulators write them, a
 regulator only those made within its region.
+
+A zone is a polygon (holes allowed), a multipolygon, a circle (a Point with ``radius_m``) or a
+corridor (a LineString or MultiLineString with ``width_m``, its total width). What the rules read
+of the properties (zone kinds, classes, triggers, windows, versions, overrides, lot capacity,
+route widths, trip windows...) is read at the boundary by the rules' own reader
+(:mod:`cloud.api.geo_props`): a property they could not use answers a 422 naming it.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from cloud.api.deps import (
     free_json_issue,
     not_found,
 )
+from cloud.api.geo_props import geometry_schema, properties_schema, read_checked
 from cloud.auth import Scope
 from cloud.coords import Crs
 from cloud.models import GeoKind, GeoObject, region_contains
@@ -45,7 +52,6 @@ from cloud.rules.geometry import (
     to_geojson,
 )
 from cloud.rules.objects import ObjectError
-from cloud.rules.objects import read as read_properties
 
 __all__ = ["KINDS", "router"]
 
@@ -54,7 +60,7 @@ log = logging.getLogger(__name__)
 
 #: Path segment and allowed geometry types of each kind.
 KINDS: dict[GeoKind, tuple[str, tuple[str, ...]]] = {
-    "zone": ("zones", ("Polygon", "MultiPolygon")),
+    "zone": ("zones", ("Polygon", "MultiPolygon", "Point", "LineString", "MultiLineString")),
     "lot": ("lots", ("Polygon", "MultiPolygon")),
     "route": ("routes", ("LineString", "MultiLineString")),
     "trip": ("trips", ("LineString", "MultiLineString", "MultiPoint")),
@@ -72,10 +78,11 @@ def _no_default(schema: dict[str, Any]) -> None:
 
 
 class FeaturePropertiesIn(BaseModel):
-    """What a Feature's ``properties`` say: ``name`` (not blank) is required. Any others are
-    kept as given (``windows``, ``max_stay_s``, ...): free-form JSON with finite numbers,
-    integers within 64 bits, nested at most %d deep, at most %d bytes as JSON.
-    ``kind``, ``version`` and ``updated_ms`` of a Feature read before are ignored."""
+    """What a Feature's ``properties`` say: ``name`` (not blank) is required. Those the rules
+    read are documented with each kind and checked by the rules' reader; any others are kept
+    as given: free-form JSON with finite numbers, integers within 64 bits, nested at most %d
+    deep, at most %d bytes as JSON. ``kind``, ``version`` and ``updated_ms`` of a Feature read
+    before are ignored."""
 
     model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="allow")
 
@@ -143,28 +150,23 @@ class FeatureIn(Body):
     properties: Annotated[dict[str, Any], FREE_TEXT] = Field(default_factory=dict)
 
 
-def _geometry_schema(types: tuple[str, ...]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "description": f"GeoJSON {' or '.join(types)}, positions [lon, lat] in the request's "
-        "crs. Checked: longitude and latitude in range (and not swapped), enough positions, "
-        "closed rings, no self-intersection.",
-        "required": ["type", "coordinates"],
-        "properties": {"type": {"enum": list(types)}, "coordinates": {"type": "array"}},
-    }
-
-
 def _body_model(kind: GeoKind) -> type[FeatureIn]:
     """The body of a kind's writes: :class:`FeatureIn` whose schema names that kind's
     geometry types and properties (validated in :func:`_build`, which names the field)."""
-    properties = _PROPERTIES[kind]
     return create_model(
         f"{kind.title()}In",
         __base__=FeatureIn,
         __doc__=f"A {kind} as a GeoJSON Feature. " + (FeatureIn.__doc__ or ""),
-        geometry=(Annotated[dict[str, Any], WithJsonSchema(_geometry_schema(KINDS[kind][1]))], ...),
+        geometry=(
+            Annotated[dict[str, Any], WithJsonSchema(geometry_schema(kind, KINDS[kind][1]))],
+            ...,
+        ),
         properties=(
-            Annotated[dict[str, Any], FREE_TEXT, WithJsonSchema(properties.model_json_schema())],
+            Annotated[
+                dict[str, Any],
+                FREE_TEXT,
+                WithJsonSchema(properties_schema(kind, _PROPERTIES[kind])),
+            ],
             Field(default_factory=dict),
         ),
     )
@@ -233,13 +235,11 @@ async def _build(
     except GeometryError as exc:
         bad_request(_invalid(exc.path or "properties", exc.reason, exc.detail))
     try:  # what the rules read of the properties: zone kinds, windows, overrides ...
-        read_properties(kind, props, geometry, default_from_ms=services.clock_ms())
+        read_checked(kind, props, geometry, default_from_ms=services.clock_ms())
     except ObjectError as exc:
-        bad_request(_invalid(exc.field, "invalid_value", exc.detail))
-    if isinstance(typed, TripPropertiesIn) and typed.asset_id is not None:
-        asset = await services.store.get_asset(typed.asset_id, enterprise_ids=scope.enterprise_ids)
-        if asset is None or (enterprise_id is not None and asset.enterprise_id != enterprise_id):
-            bad_request(_invalid("properties.asset_id", "invalid_value", "no such asset here"))
+        bad_request(_invalid(exc.field, _reason(exc.field, props), exc.detail))
+    if isinstance(typed, TripPropertiesIn):
+        await _check_trip(typed, props, enterprise_id, scope, services)
     if enterprise_id is None and scope.region is not None:
         props["region"] = scope.region
     return GeoObject(
@@ -252,6 +252,33 @@ async def _build(
         valid_from_ms=typed.valid_from_ms,
         valid_to_ms=typed.valid_to_ms,
     )
+
+
+def _reason(field: str, props: dict[str, Any]) -> str:
+    """``missing_field`` when the property named is not there at all."""
+    key = field.removeprefix("properties.").split(".", 1)[0].split("[", 1)[0]
+    return "missing_field" if props.get(key) is None else "invalid_value"
+
+
+async def _check_trip(
+    typed: TripPropertiesIn,
+    props: dict[str, Any],
+    enterprise_id: str | None,
+    scope: Scope,
+    services: ServicesDep,
+) -> None:
+    """A trip's asset and route exist in the caller's scope and the trip's enterprise."""
+    if typed.asset_id is not None:
+        asset = await services.store.get_asset(typed.asset_id, enterprise_ids=scope.enterprise_ids)
+        if asset is None or (enterprise_id is not None and asset.enterprise_id != enterprise_id):
+            bad_request(_invalid("properties.asset_id", "invalid_value", "no such asset here"))
+    route = await services.store.get_geo(
+        str(props["route_id"]), enterprise_ids=scope.enterprise_ids, kind="route"
+    )
+    # A trip of an enterprise goes on its own route or a shared one.
+    foreign = route is not None and route.enterprise_id not in (None, enterprise_id)
+    if route is None or (enterprise_id is not None and foreign):
+        bad_request(_invalid("properties.route_id", "invalid_value", "no such route here"))
 
 
 async def _world_changed(services: ServicesDep) -> None:

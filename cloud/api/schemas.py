@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.api.boundary import MAX_BODY_BYTES, MAX_DEPTH, MAX_PARAM_CHARS
+from cloud.api.geo_props import LotRules, RouteRules, TripRules, ZoneRules
 from cloud.models import AlertAction, AlertState, AssetClass, Role
 from wire.items import FixQuality, Quality
 
@@ -30,6 +31,7 @@ __all__ = [
     "GEO_FEATURES",
     "AlertOut",
     "AssetOut",
+    "AssetRulesOut",
     "AssetView",
     "EnterpriseOut",
     "ErrorOut",
@@ -38,6 +40,7 @@ __all__ = [
     "GatewayOut",
     "GatewayView",
     "IngestCounters",
+    "LotOccupantsOut",
     "MeOut",
     "NearbyCollection",
     "ReadingOut",
@@ -46,6 +49,7 @@ __all__ = [
     "SiteOut",
     "SitePoint",
     "TrackFeature",
+    "TripProgressOut",
     "ValidationErrorOut",
     "VesselOut",
     "errors",
@@ -177,6 +181,10 @@ class MultiPolygon(_Out):
 
 
 Areal = Annotated[Polygon | MultiPolygon, Field(discriminator="type")]
+#: A zone: an area, a circle (a Point with ``radius_m``), a corridor (a line with ``width_m``).
+ZoneGeometry = Annotated[
+    Polygon | MultiPolygon | Point | LineString | MultiLineString, Field(discriminator="type")
+]
 Linear = Annotated[LineString | MultiLineString, Field(discriminator="type")]
 TripGeometry = Annotated[LineString | MultiLineString | MultiPoint, Field(discriminator="type")]
 TrackGeometry = Annotated[Point | LineString, Field(discriminator="type")]
@@ -396,8 +404,8 @@ class NearbyCollection(_Out):
 
 
 class _GeoProperties(_Out):
-    """Properties of a stored geo object: the fixed ones below, plus any others it was given
-    (``windows``, ``max_stay_s``, ``region`` of shared objects, ...)."""
+    """Properties of a stored geo object: the fixed ones below, what the rules read of its
+    kind (when given), and any others it was given (``region`` of shared objects, ...)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -409,26 +417,25 @@ class _GeoProperties(_Out):
     updated_ms: int | None
 
 
-class ZoneProperties(_GeoProperties):
+class ZoneProperties(_GeoProperties, ZoneRules):
     """Properties of a zone."""
 
     kind: Literal["zone"]
 
 
-class LotProperties(_GeoProperties):
+class LotProperties(_GeoProperties, LotRules):
     """Properties of a lot (designated parking)."""
 
     kind: Literal["lot"]
 
 
-class RouteProperties(_GeoProperties):
+class RouteProperties(_GeoProperties, RouteRules):
     """Properties of a route; ``corridor_m`` is one width or one per section."""
 
     kind: Literal["route"]
-    corridor_m: float | list[float] = _omitted("Corridor width in metres.")
 
 
-class TripProperties(_GeoProperties):
+class TripProperties(_GeoProperties, TripRules):
     """Properties of a planned trip (``asset_id``: the asset that makes it, if given)."""
 
     kind: Literal["trip"]
@@ -439,7 +446,7 @@ class ZoneFeature(_Out):
 
     type: Literal["Feature"]
     id: str
-    geometry: Areal
+    geometry: ZoneGeometry
     properties: ZoneProperties
 
 
@@ -511,6 +518,131 @@ GEO_COLLECTIONS: dict[str, type[BaseModel]] = {
     "route": RouteCollection,
     "trip": TripCollection,
 }
+
+
+# -- rule state -----------------------------------------------------------------------------
+
+
+class ZoneStayOut(_Out):
+    """A zone or lot the asset is confirmed inside."""
+
+    id: str
+    kind: Literal["zone", "lot"]
+    name: str | None = Field(description="`null`: another enterprise's zone, or one since gone")
+    zone_kind: str | None = Field(description="the zone's kind, `lot` for a lot")
+    since_ms: int = Field(description="inside since (the first fix of the confirming run)")
+    open: dict[str, int] = Field(
+        description="open conditions and when each opened", examples=[{"zone.forbidden": 1}]
+    )
+
+
+class PendingChangeOut(_Out):
+    """An entry or exit seen but not confirmed yet: trusted fixes on the other side of the
+    boundary, not yet enough of them (``confirm_n``, ``confirm_s``) or none of them far enough
+    past it (``hysteresis_m``: ``deep``)."""
+
+    id: str
+    kind: Literal["zone", "lot"]
+    name: str | None = Field(description="`null`: another enterprise's zone, or one since gone")
+    change: Literal["entry", "exit"]
+    fixes: int
+    first_ms: int
+    last_ms: int
+    deep: bool
+
+
+class StopTimerOut(_Out):
+    """Stopping and moving on (designated parking). A stop is speed under ``stop_speed_kmh``
+    for ``stop_s``; outside every lot it opens ``parking.outside_lot``, which escalates
+    ``escalate_s`` after it opened."""
+
+    watched: bool = Field(description="the asset's class may stop only in lots (hazmat trucks)")
+    slow_since_ms: int | None = Field(description="first fix of the current slow spell")
+    confirms_ms: int | None = Field(description="when the slow spell becomes a stop, if it lasts")
+    stop_ms: int | None = Field(description="the confirmed stop's start")
+    outside_lot: bool = Field(description="the stop is outside every lot: its alert is open")
+    escalated: bool
+    escalates_ms: int | None = Field(description="when the open alert escalates")
+    moving_since_ms: int | None = Field(description="first fast fix after a stop (moving on)")
+
+
+def _long(description: str = "") -> Any:
+    text = f"{description} Left out of the short form.".strip()
+    return Field(default=None, description=text, json_schema_extra=_drop_default)
+
+
+class TripProgressOut(_Out):
+    """A trip's progress: the full form while the asset is on it (``not started``: watched,
+    not moved yet; ``under way``), or the short form ``{"state": "not started"}`` (not
+    watched yet) or ``{"state": "done"}`` (arrived, or its window ended)."""
+
+    state: Literal["not started", "under way", "done"]
+    trip_id: str = _long()
+    route_id: str | None = _long("its approved route")
+    start_ms: int | None = _long("the approved window's start")
+    end_ms: int | None = _long("the approved window's end")
+    started_ms: int | None = _long("when the asset first moved on it")
+    progress_m: float = _long("distance along the route of the last fix on it (metres)")
+    route_length_m: float | None = _long("the route's length (metres)")
+    remaining_m: float | None = _long("route length minus progress")
+    percent: float | None = _long("progress as a share of the route, 0 to 100")
+    checkpoints: int = _long("how many checkpoints the trip has")
+    passed: list[int] = _long("checkpoints passed (0: the first)")
+    skipped: list[int] = _long("checkpoints skipped (a later one was passed first)")
+    next_checkpoint: int | None = _long("the next checkpoint due (`null`: none left)")
+    off_route: bool = _long("confirmed outside the corridor")
+    off_route_since_ms: int | None = _long("off route since")
+    speed_kmh: float = _long("speed of the last fix")
+    eta_ms: int | None = _long(
+        "arrival at the route's end at the current speed from the last fix (`null`: stopped)"
+    )
+    arrived: bool = _long()
+    arrived_ms: int | None = _long()
+
+
+class AssetRulesOut(_Out):
+    """An asset's current rule state (``/assets/{asset_id}/rules``)."""
+
+    asset_id: str
+    evaluated_ms: int | None = Field(
+        description="the observation time it has been evaluated up to (fixes and clock)"
+    )
+    last_fix_ms: int | None = Field(description="the newest fix the rules took")
+    state_version: int = Field(description="version of the stored state (0: none yet)")
+    world: str = Field(description="the world snapshot (registry version) used for names")
+    zones: list[ZoneStayOut] = Field(description="zones and lots it is confirmed inside")
+    pending: list[PendingChangeOut] = Field(description="entries and exits not confirmed yet")
+    stop: StopTimerOut
+    trip: TripProgressOut | None = Field(description="the trip it is on, if any")
+    trips_done: list[str] = Field(description="trips it finished, newest last")
+    dropped: dict[str, int] = Field(
+        description="fixes dropped by the filters by reason: `invalid`, `duplicate`, "
+        "`future`, `jump`"
+    )
+
+
+class LotOccupantOut(_Out):
+    """An asset confirmed inside a lot."""
+
+    asset_id: str
+    since_ms: int
+    stay_s: float = Field(description="how long it has been inside")
+    over_stay: bool = Field(description="inside longer than the lot's `max_stay_s`")
+
+
+class LotOccupantsOut(_Out):
+    """Who is in a lot now. A shared lot is visible to everyone; the occupants of enterprises
+    outside the caller's scope are counted (``others``), not named."""
+
+    lot_id: str
+    name: str
+    capacity: int | None
+    max_stay_s: float | None
+    count: int = Field(description="occupants of every enterprise")
+    over_capacity: bool = Field(description="more occupants than its capacity")
+    others: int = Field(description="occupants outside the caller's scope")
+    as_of_ms: int
+    occupants: list[LotOccupantOut] = Field(description="those in scope, longest inside first")
 
 
 # -- alerts ---------------------------------------------------------------------------------

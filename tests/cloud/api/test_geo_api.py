@@ -98,8 +98,8 @@ async def test_zone_id_taken_is_409(world: World) -> None:
             "/zones",
             {"type": "Point", "coordinates": [120.3, 31.5]},
             {},
-            "geometry.type",
-            "wrong_kind",
+            "properties.radius_m",
+            "missing_field",
         ),
         (
             "/routes",

@@ -331,17 +331,21 @@ async def test_the_schema_states_the_checks(world: World) -> None:
     handling = _resolve(document, comment["requestBody"]["content"]["application/json"]["schema"])
     assert handling["properties"]["comment"]["maxLength"] == 4000
     assert handling["additionalProperties"] is False
-    for plural, types in (
-        ("zones", ["MultiPolygon", "Polygon"]),
-        ("routes", ["LineString", "MultiLineString"]),
-        ("trips", ["LineString", "MultiLineString", "MultiPoint"]),
+    for plural, types, required in (
+        ("zones", ["LineString", "MultiLineString", "MultiPolygon", "Point", "Polygon"], ["name"]),
+        ("routes", ["LineString", "MultiLineString"], ["name"]),
+        (
+            "trips",
+            ["LineString", "MultiLineString", "MultiPoint"],
+            ["name", "asset_id", "route_id", "start_ms", "end_ms"],
+        ),
     ):
         post = paths[f"{API_PREFIX}/{plural}"]["post"]
         body = _resolve(document, post["requestBody"]["content"]["application/json"]["schema"])
         geometry = body["properties"]["geometry"]
         assert sorted(geometry["properties"]["type"]["enum"]) == types
         properties = body["properties"]["properties"]
-        assert properties["required"] == ["name"]
+        assert properties["required"] == required
         # FastAPI's document keeps bounds as floats: 2**63 - 1 reads as 2**63.
         assert properties["properties"]["valid_to_ms"]["anyOf"][0]["maximum"] >= 2**63 - 1
     rules = document["components"]["schemas"]["ValidationErrorOut"]["description"]

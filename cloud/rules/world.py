@@ -9,7 +9,6 @@ metre per kilometre across a province; zones and lots (every version of each) si
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -91,10 +90,8 @@ class RouteEntry:
 
     def half_width_at(self, along_m: float) -> float:
         """Half the corridor width where the route is ``along_m`` from its start."""
-        section = min(
-            max(bisect.bisect_right(self.cum_m.tolist(), along_m) - 1, 0),
-            len(self.half_width_m) - 1,
-        )
+        after = int(np.searchsorted(self.cum_m, along_m, side="right"))
+        section = min(max(after - 1, 0), len(self.half_width_m) - 1)
         return float(self.half_width_m[section])
 
 
@@ -129,6 +126,8 @@ class World:
     label: str = ""
     tree: STRtree = field(init=False)
     reach_m: float = field(init=False)
+    #: thresholds per class, resolved once (the engine asks for every asset of every batch)
+    _by_class: dict[str | None, Thresholds] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.tree = STRtree([z.shape for z in self.zones])
@@ -196,13 +195,20 @@ class World:
         return self.assets.get(asset_id) or AssetInfo(None, None)
 
     def thresholds(self, asset_class: str | None) -> Thresholds:
-        return self.config.for_class(asset_class)
+        found = self._by_class.get(asset_class)
+        if found is None:
+            found = self._by_class[asset_class] = self.config.for_class(asset_class)
+        return found
 
     def project(
         self, lons: npt.ArrayLike, lats: npt.ArrayLike
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """WGS-84 to the world's plane (vectorized)."""
-        x, y = self.projection.forward(np.asarray(lons, float), np.asarray(lats, float))
+        lon_array, lat_array = np.asarray(lons, float), np.asarray(lats, float)
+        if lon_array.size == 1:  # one point (a segment's start, per fix): the cheaper call
+            x1, y1 = self.projection.forward_one(float(lon_array.flat[0]), float(lat_array.flat[0]))
+            return np.full(lon_array.shape, x1), np.full(lat_array.shape, y1)
+        x, y = self.projection.forward(lon_array, lat_array)
         return np.asarray(x, float), np.asarray(y, float)
 
     def near(
@@ -220,8 +226,10 @@ class World:
         """Zones whose shape the segment (x0, y0)-(x1, y1) intersects."""
         if not self.zones:
             return []
-        segment = shapely.linestrings([[x0, y0], [x1, y1]])
-        return [int(i) for i in self.tree.query(segment, predicate="intersects")]
+        # An array of one: a scalar query costs shapely a few microseconds more, on every fix.
+        segment = np.array([shapely.linestrings([[x0, y0], [x1, y1]])])
+        hits: list[int] = self.tree.query(segment, predicate="intersects")[1].tolist()
+        return hits
 
     def trip_at(self, asset_id: str, ts_ms: int, before_s: float) -> TripEntry | None:
         """The asset's trip watched at ``ts_ms``, if any (the latest starting one)."""
@@ -256,6 +264,20 @@ def _area(obj: GeoObject, spec: ZoneSpec | LotSpec, projection: LocalProjection)
     return metric
 
 
+def _inscribed_tolerance(area: BaseGeometry) -> float:
+    """How closely to find a zone's inscribed circle: 1 m, or 1 % of 2 x area / perimeter.
+
+    The radius r of the inscribed circle is at least area / perimeter (every point of the zone
+    lies within r of its boundary), so this is 1 m or at most 2 % of r: exact enough to tell
+    whether the zone is narrower than twice the hysteresis, and for a zone of kilometres it
+    spares most of the search (the search time grows with size / tolerance).
+    """
+    perimeter = float(area.length)
+    if perimeter <= 0:
+        return 1.0
+    return max(1.0, 0.02 * float(area.area) / perimeter)
+
+
 def _zone_entries(objects: Sequence[GeoObject], projection: LocalProjection) -> list[ZoneEntry]:
     versions: dict[str, list[GeoObject]] = {}
     for obj in objects:
@@ -277,7 +299,7 @@ def _zone_entries(objects: Sequence[GeoObject], projection: LocalProjection) -> 
             end = min(following, obj.valid_to_ms if obj.valid_to_ms is not None else _FOREVER)
             area = _area(obj, spec, projection)
             shapely.prepare(area)
-            inscribed = shapely.maximum_inscribed_circle(area, tolerance=1.0)
+            inscribed = shapely.maximum_inscribed_circle(area, tolerance=_inscribed_tolerance(area))
             entries.append(
                 ZoneEntry(
                     index=len(entries),

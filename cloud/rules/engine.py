@@ -102,6 +102,7 @@ class _Run:
         self.state = state
         self.out = out
         info = self.world.asset(asset_id)
+        self.info = info
         self.asset_class = info.asset_class
         self.base = self.world.thresholds(info.asset_class)
         self.lat, self.lon = state.last_lat, state.last_lon
@@ -282,7 +283,7 @@ class _Run:
         depths: dict[str, tuple[ZoneEntry, float]] = {}
         for zone_index, depth in geo.near.get(index, ()):
             zone = self.world.zones[zone_index]
-            if zone.valid_at(ts) and zone.applies_to(self.asset_class):
+            if zone.valid_at(ts) and zone.applies_to(self.info):
                 depths[zone.id] = (zone, depth)
         for zone_id in state.zones:
             if zone_id not in depths:
@@ -322,11 +323,7 @@ class _Run:
             return  # so short that the ends, near any zone it crossed, decide
         for zone_index in self.world.crossed(float(x0[0]), float(y0[0]), x1, y1):
             zone = self.world.zones[zone_index]
-            if (
-                zone.kind != "zone"
-                or not zone.valid_at(fix.ts)
-                or not zone.applies_to(self.asset_class)
-            ):
+            if zone.kind != "zone" or not zone.valid_at(fix.ts) or not zone.applies_to(self.info):
                 continue
             if zone.id in depths and depths[zone.id][1] > 0:
                 continue  # the fix itself is inside: membership decides
@@ -344,7 +341,7 @@ class _Run:
         point = shapely.points(float(xs[0]), float(ys[0]))
         for zone_index in self.world.tree.query(point, predicate="intersects"):
             zone = self.world.zones[int(zone_index)]
-            if not zone.valid_at(state.clock_ms):
+            if not zone.valid_at(state.clock_ms) or not zone.applies_to(self.info):
                 continue
             if zone.kind == "lot":
                 return True

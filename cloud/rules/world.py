@@ -57,11 +57,15 @@ class ZoneEntry:
     valid_from_ms: int
     valid_to_ms: int
 
-    def applies_to(self, asset_class: str | None) -> bool:
-        """Whether the zone watches assets of this class (lots watch every class)."""
+    def applies_to(self, asset: AssetInfo) -> bool:
+        """Whether the zone or lot concerns this asset: a shared one (no enterprise) concerns
+        every enterprise, another only its own enterprise's assets; a zone limited to classes
+        only those (lots serve every class)."""
+        if self.enterprise_id is not None and self.enterprise_id != asset.enterprise_id:
+            return False
         if not isinstance(self.spec, ZoneSpec) or self.spec.classes is None:
             return True
-        return asset_class is not None and asset_class in self.spec.classes
+        return asset.asset_class is not None and asset.asset_class in self.spec.classes
 
     def valid_at(self, ts_ms: int) -> bool:
         """Whether this version is the one in force at ``ts_ms``."""

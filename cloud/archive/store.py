@@ -134,6 +134,20 @@ class Store(StoreOps):
         )
         return Gateway(**rows[0]) if rows else None
 
+    async def gateway_owners(self, gateway_ids: Collection[str]) -> dict[str, str]:
+        """The enterprise of each of these gateways that is registered (missing ones are left
+        out), in one query per 500 ids: what :meth:`get_gateway` says of each, without a round
+        trip per gateway when a round brings a few hundred gateways seen for the first time."""
+        ids = sorted(set(gateway_ids))
+        owners: dict[str, str] = {}
+        async with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                query = select(s.gateways.c.id, s.gateways.c.enterprise_id).where(
+                    s.gateways.c.id.in_(ids[start : start + 500])
+                )
+                owners.update({row.id: row.enterprise_id for row in await conn.execute(query)})
+        return owners
+
     async def list_gateways(self, enterprise_ids: Scope = None) -> list[Gateway]:
         """Gateways in scope, by id."""
         rows = await self._select(s.gateways, s.gateways.c.enterprise_id, enterprise_ids)

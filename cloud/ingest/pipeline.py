@@ -17,7 +17,7 @@ import collections
 import functools
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
 import aiomqtt
@@ -29,7 +29,7 @@ from cloud.ingest.core import Accepted, Step, candidate_gaps, classify
 from cloud.ingest.mqtt import cancel_requests, raise_if_cancelled, topic_filters
 from cloud.ingest.spill import Spill
 from cloud.ingest.writer import Unwritten, retried, write_round
-from cloud.live import LiveState, SeqLedger
+from cloud.live import BatchLedger, LiveState, SeqLedger
 from cloud.models import Gap, LiveEvent, Received, Rejected
 
 __all__ = ["Ingest"]
@@ -42,6 +42,21 @@ _KEEP_PAYLOAD_BYTES: Final = 4096
 #: second for 115 days, beyond any gateway's rate and its 30-day buffer. (A new file numbers
 #: from its clock in microseconds, so it jumps by the microseconds since the old file began.)
 SEQ_RESET_SPAN: Final = 10**10
+
+
+#: Gateways of a round looked up in the registry at the same time.
+_LOOKUP_CONCURRENCY: Final = 8
+
+
+#: Uncached gateways in a round from which they are looked up in one query.
+_BATCH_LOOKUP_MIN: Final = 8
+
+
+class _Unknown:
+    """A high-water mark not raised yet (the gateway's data asks the ledger itself)."""
+
+
+_UNKNOWN: Final = _Unknown()
 
 
 def _now_ms() -> int:
@@ -152,6 +167,7 @@ class Ingest:
         recv_ms = self.clock()
         await self._check_registry()
         await self._restore_spilled()
+        await self._prefetch_gateways(messages)
         rejects: list[Rejected] = []
         batches: list[tuple[str, str, str, list[wire.Item]]] = []
         for topic, payload in messages:
@@ -166,13 +182,34 @@ class Ingest:
         gaps: list[Gap] = []
         fills: dict[str, list[int]] = {}
         known: dict[str, list[wire.Item]] = {}
-        for (channel, gateway_id, enterprise_id), batch_items in sorted(merged.items()):
-            fresh, repeats = await self._dedup(gateway_id, batch_items)
+        entries = sorted(merged.items())
+        # The ledger's reads for every gateway of the round at once (when it can: else, and
+        # if that fails, one gateway at a time as below, with retries per gateway).
+        seen_all = await self._seen_many([(gw, items) for (_, gw, _), items in entries])
+        deduped = []
+        for n, ((channel, gateway_id, enterprise_id), batch_items) in enumerate(entries):
+            seen = None if seen_all is None else seen_all[n]
+            fresh, repeats = await self._dedup(gateway_id, batch_items, seen)
             known.setdefault(gateway_id, []).extend(repeats)
+            deduped.append((channel, gateway_id, enterprise_id, fresh))
+        highs = await self._high_water_many(
+            [
+                (gw, max(i.seq for i in fresh))
+                for ch, gw, _, fresh in deduped
+                if ch == "data" and fresh
+            ]
+        )
+        counted = await self._missing_many(
+            [(gw, fresh) for ch, gw, _, fresh in deduped if ch == "data" and fresh], highs
+        )
+        for channel, gateway_id, enterprise_id, fresh in deduped:
             # First arrivals at or below the high-water mark (a backlog drained after newer
             # data) and alarms may fill gaps recorded earlier: the store counts them off.
             if channel == "data" and fresh:
-                found, filled = await self._gaps(gateway_id, enterprise_id, fresh, recv_ms)
+                found, filled = await self._gaps(
+                    gateway_id, enterprise_id, fresh, recv_ms, highs.get(gateway_id, _UNKNOWN),
+                    counted,
+                )  # fmt: skip
                 gaps += found
                 if filled:
                     fills.setdefault(gateway_id, []).extend(filled)
@@ -386,6 +423,48 @@ class Ingest:
             self.counters["status." + status.state] += 1
         return True
 
+    async def _prefetch_gateways(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        """Look up the gateways of a round that are not cached, a few at a time, so that the
+        messages do not wait for their lookups one after the other. A failed lookup is left
+        to :meth:`_enterprise` (with its retries) when its message is opened."""
+        now = time.monotonic()
+        wanted: set[str] = set()
+        for topic, _ in messages:
+            try:
+                gateway_id, _ = wire.parse_topic(topic)
+            except wire.WireError:
+                continue
+            cached = self._gateways.get(gateway_id)
+            if cached is None or cached[1] <= now:
+                wanted.add(gateway_id)
+        if len(wanted) < 2:
+            return
+        store = self.store
+        if len(wanted) >= _BATCH_LOOKUP_MIN:
+            try:
+                owners = await store.gateway_owners(wanted)
+            except Exception:
+                log.warning("ingest: gateways not looked up at once; one by one", exc_info=True)
+            else:
+                expiry = time.monotonic() + self.gateway_ttl_s
+                for gateway_id, enterprise_id in owners.items():
+                    self._gateways[gateway_id] = (enterprise_id, expiry)
+                return  # those not found are not registered: each message finds out itself
+        gate = asyncio.Semaphore(_LOOKUP_CONCURRENCY)
+
+        async def one(gateway_id: str) -> None:
+            async with gate:
+                try:
+                    gateway = await store.get_gateway(gateway_id)
+                except Exception:
+                    log.debug("gateway %s: lookup failed; tried again", gateway_id, exc_info=True)
+                    return
+            if gateway is not None:
+                expiry = time.monotonic() + self.gateway_ttl_s
+                self._gateways[gateway_id] = (gateway.enterprise_id, expiry)
+
+        await asyncio.gather(*(one(g) for g in sorted(wanted)))
+
     async def _enterprise(self, gateway_id: str) -> str | None:
         cached = self._gateways.get(gateway_id)
         if cached is not None and cached[1] > time.monotonic():
@@ -397,23 +476,87 @@ class Ingest:
         self._gateways[gateway_id] = (gateway.enterprise_id, time.monotonic() + self.gateway_ttl_s)
         return gateway.enterprise_id
 
+    async def _seen_many(
+        self, requests: list[tuple[str, list[wire.Item]]]
+    ) -> list[set[int]] | None:
+        """The seqs the ledger has seen of each ``(gateway, items)`` in one call, or ``None``
+        (one gateway, a ledger without batch calls, or the call failed): ask per gateway."""
+        ledger = self.ledger
+        if len(requests) < 2 or not isinstance(ledger, BatchLedger):
+            return None
+        try:
+            found = await ledger.seen_seqs_many([(gw, [i.seq for i in it]) for gw, it in requests])
+        except Exception:
+            self._pending["ledger_retry"] += 1
+            log.warning("ingest: the ledger's batch read failed; asking per gateway", exc_info=True)
+            return None
+        return [set(seqs) for seqs in found]
+
+    async def _high_water_many(self, marks: list[tuple[str, int]]) -> dict[str, int | None]:
+        """Raise the high-water mark of each ``(gateway, seq)`` in one call; return the previous
+        ones (those not in the result are raised per gateway by :meth:`_find_gaps`)."""
+        ledger = self.ledger
+        if len(marks) < 2 or not isinstance(ledger, BatchLedger):
+            return {}
+        try:
+            olds = await ledger.high_water_many(marks)
+        except Exception:
+            # Raising a mark again is harmless (it only moves up): done per gateway now.
+            self._pending["ledger_retry"] += 1
+            log.warning("ingest: the ledger's batch high-water failed; per gateway", exc_info=True)
+            return {}
+        return {gw: old for (gw, _), old in zip(marks, olds, strict=True)}
+
+    async def _missing_many(
+        self, data: list[tuple[str, list[wire.Item]]], highs: dict[str, int | None]
+    ) -> dict[tuple[str, int, int], int]:
+        """How many seqs of each candidate gap of this data were never admitted, in one call
+        (for the gateways whose high-water mark is known): ``(gateway, first, last) -> count``;
+        those not in the result are counted per gap by :meth:`_find_gaps`."""
+        ledger = self.ledger
+        if not isinstance(ledger, BatchLedger):
+            return {}
+        ranges = [
+            (gw, first, last)
+            for gw, fresh in data
+            if gw in highs
+            for first, last in candidate_gaps(highs[gw], [i.seq for i in fresh])
+            if last - first + 1 <= SEQ_RESET_SPAN
+        ]
+        if len(ranges) < 2:
+            return {}
+        try:
+            counts = await ledger.missing_seqs_many(ranges)
+        except Exception:
+            self._pending["ledger_retry"] += 1
+            log.warning("ingest: the ledger's batch gap count failed; per gap", exc_info=True)
+            return {}
+        return dict(zip(ranges, counts, strict=True))
+
     async def _dedup(
-        self, gateway_id: str, items: list[wire.Item]
+        self, gateway_id: str, items: list[wire.Item], seen: set[int] | None = None
     ) -> tuple[list[wire.Item], list[wire.Item]]:
-        """Split items into those the ledger has not seen and repeats (reads only)."""
+        """Split items into those the ledger has not seen and repeats (reads only; ``seen``:
+        the ledger's answer, already asked)."""
         if not items:
             return [], []
-        seqs = [i.seq for i in items]
-        try:
-            seen = set(
-                await retried(self, "ledger_retry", lambda: self.ledger.seen_seqs(gateway_id, seqs))
-            )
-        except Exception:
-            # Dropping the items would lose them for sure; the archive keeps one row per
-            # gateway seq, so passing them on unchecked costs at most a repeated alert or step.
-            self._pending["ledger_error"] += 1
-            log.exception("gateway %s: de-duplication ledger failed; items passed on", gateway_id)
-            seen = set()
+        if seen is None:
+            seqs = [i.seq for i in items]
+            try:
+                seen = set(
+                    await retried(
+                        self, "ledger_retry", lambda: self.ledger.seen_seqs(gateway_id, seqs)
+                    )
+                )
+            except Exception:
+                # Dropping the items would lose them for sure; the archive keeps one row per
+                # gateway seq, so passing them on unchecked costs at most a repeated alert or
+                # step.
+                self._pending["ledger_error"] += 1
+                log.exception(
+                    "gateway %s: de-duplication ledger failed; items passed on", gateway_id
+                )
+                seen = set()
         fresh: list[wire.Item] = []
         repeats: list[wire.Item] = []
         taken: set[int] = set()
@@ -454,7 +597,16 @@ class Ingest:
         for alarm in accepted.alarms:
             if (alarm.gateway_id, alarm.item.seq) not in unwritten.alarms:
                 durable.setdefault(alarm.gateway_id, []).append(alarm.item.seq)
-        for gateway_id, seqs in durable.items():
+        admit_each = durable
+        if len(durable) > 1 and isinstance(self.ledger, BatchLedger):
+            try:
+                await self.ledger.admit_seqs_many(list(durable.items()), now_ms=recv_ms)
+                admit_each = {}
+            except Exception:
+                # Admitting again is harmless (atomic per seq): done per gateway now.
+                self._pending["ledger_retry"] += 1
+                log.warning("ingest: the ledger's batch admit failed; per gateway", exc_info=True)
+        for gateway_id, seqs in admit_each.items():
             try:
                 await retried(
                     self,
@@ -519,11 +671,22 @@ class Ingest:
         return conflicts
 
     async def _gaps(
-        self, gateway_id: str, enterprise_id: str, items: list[wire.Item], recv_ms: int
+        self,
+        gateway_id: str,
+        enterprise_id: str,
+        items: list[wire.Item],
+        recv_ms: int,
+        previous: int | _Unknown | None = _UNKNOWN,
+        counted: Mapping[tuple[str, int, int], int] | None = None,
     ) -> tuple[list[Gap], list[int]]:
-        """New gaps this data opens, and its seqs at or below the high-water mark (fills)."""
+        """New gaps this data opens, and its seqs at or below the high-water mark (fills);
+        ``previous``: the mark before this data, if already raised (else ``_UNKNOWN``);
+        ``counted``: missing seqs of candidate gaps already counted."""
+        seqs = [i.seq for i in items]
         try:
-            return await self._find_gaps(gateway_id, enterprise_id, [i.seq for i in items], recv_ms)
+            return await self._find_gaps(
+                gateway_id, enterprise_id, seqs, recv_ms, previous, counted or {}
+            )
         except Exception:
             # The items are archived all the same; only this round's gap report is missing.
             self._pending["ledger_error"] += 1
@@ -531,12 +694,20 @@ class Ingest:
             return [], []
 
     async def _find_gaps(
-        self, gateway_id: str, enterprise_id: str, seqs: list[int], recv_ms: int
+        self,
+        gateway_id: str,
+        enterprise_id: str,
+        seqs: list[int],
+        recv_ms: int,
+        previous: int | _Unknown | None = _UNKNOWN,
+        counted: Mapping[tuple[str, int, int], int] | None = None,
     ) -> tuple[list[Gap], list[int]]:
         ledger = self.ledger
-        previous = await retried(
-            self, "ledger_retry", lambda: ledger.high_water(gateway_id, max(seqs))
-        )
+        counted = counted or {}
+        if isinstance(previous, _Unknown):
+            previous = await retried(
+                self, "ledger_retry", lambda: ledger.high_water(gateway_id, max(seqs))
+            )
         fills = [] if previous is None else [q for q in seqs if q <= previous]
         gaps = []
         for first, last in candidate_gaps(previous, seqs):
@@ -552,8 +723,10 @@ class Ingest:
                     last + 1,
                 )
                 continue
-            count = functools.partial(ledger.missing_seqs, gateway_id, first, last)
-            missing = await retried(self, "ledger_retry", count)
+            missing = counted.get((gateway_id, first, last))
+            if missing is None:
+                count = functools.partial(ledger.missing_seqs, gateway_id, first, last)
+                missing = await retried(self, "ledger_retry", count)
             if missing:
                 gaps.append(
                     Gap(

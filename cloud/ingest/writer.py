@@ -31,7 +31,7 @@ from cloud.alerts import AlertService
 from cloud.archive import Store
 from cloud.ingest.core import Accepted
 from cloud.ingest.spill import Spill, SpillKind
-from cloud.live import LiveState
+from cloud.live import BatchLive, LiveState
 from cloud.models import LiveEvent, Received, Rejected
 
 __all__ = ["Unwritten", "Writer", "cleaned_alarm", "live_events", "retried", "write_round"]
@@ -243,15 +243,19 @@ async def write_round(
     live = ingest.live
     await _guard(ingest, "live_error.fixes", live.put_fixes(accepted.fixes))
     health = {h.gateway_id: h.item for h in accepted.health}
-    for gateway_id, enterprise_id in {(b[0], b[1]) for b in batches}:
+    seen = [(g, e, recv_ms, health.get(g)) for g, e in sorted({(b[0], b[1]) for b in batches})]
+    if len(seen) > 1 and isinstance(live, BatchLive):
+        try:
+            await live.gateways_seen(seen)
+            seen = []
+        except Exception:
+            log.warning("ingest: gateways seen not noted at once; one by one", exc_info=True)
+    for gateway_id, enterprise_id, seen_ms, gateway_health in seen:
         await _guard(
             ingest,
             "live_error.gateway",
             live.set_gateway(
-                gateway_id,
-                enterprise_id=enterprise_id,
-                seen_ms=recv_ms,
-                health=health.get(gateway_id),
+                gateway_id, enterprise_id=enterprise_id, seen_ms=seen_ms, health=gateway_health
             ),
         )
     await _guard(ingest, "live_error.feed", live.publish_many(live_events(accepted)))

@@ -119,6 +119,12 @@ class MemoryLiveState:
         kept = [c for c in self._checkpoints.get(asset_id, ()) if c[0] >= keep_after_ms]
         self._checkpoints[asset_id] = sorted([*kept, (clock_ms, state)])
 
+    async def add_rule_checkpoints(
+        self, checkpoints: Sequence[tuple[str, int, bytes, int]]
+    ) -> None:
+        for asset_id, clock_ms, state, keep_after_ms in checkpoints:
+            await self.add_rule_checkpoint(asset_id, clock_ms, state, keep_after_ms=keep_after_ms)
+
     async def replace_rule_checkpoints(
         self, asset_id: str, after_ms: int, checkpoints: Sequence[tuple[int, bytes]]
     ) -> None:
@@ -177,6 +183,14 @@ class MemoryLiveState:
             old, **{k: v for k, v in changes.items() if v is not None}
         )
 
+    async def gateways_seen(
+        self, seen: Sequence[tuple[str, str, int, wire.Health | None]], /
+    ) -> None:
+        for gateway_id, enterprise_id, seen_ms, health in seen:
+            await self.set_gateway(
+                gateway_id, enterprise_id=enterprise_id, seen_ms=seen_ms, health=health
+            )
+
     async def forget_gateway(self, gateway_id: str) -> None:
         self._gateways.pop(gateway_id, None)
 
@@ -208,6 +222,24 @@ class MemoryLiveState:
         if old is None or seq > old:
             self._high[gateway_id] = seq
         return old
+
+    async def high_water_many(self, marks: Sequence[tuple[str, int]], /) -> list[int | None]:
+        return [await self.high_water(gateway_id, seq) for gateway_id, seq in marks]
+
+    async def seen_seqs_many(
+        self, requests: Sequence[tuple[str, Sequence[int]]], /
+    ) -> list[list[int]]:
+        return [await self.seen_seqs(gateway_id, seqs) for gateway_id, seqs in requests]
+
+    async def admit_seqs_many(
+        self, requests: Sequence[tuple[str, Sequence[int]]], /, *, now_ms: int
+    ) -> list[list[int]]:
+        return [
+            await self.admit_seqs(gateway_id, seqs, now_ms=now_ms) for gateway_id, seqs in requests
+        ]
+
+    async def missing_seqs_many(self, ranges: Sequence[tuple[str, int, int]], /) -> list[int]:
+        return [await self.missing_seqs(g, first, last) for g, first, last in ranges]
 
     async def seen_seqs(self, gateway_id: str, seqs: Sequence[int]) -> list[int]:
         seen = self._seen.get(gateway_id, set())

@@ -17,7 +17,7 @@ import wire
 from cloud.live._common import Subscription
 from cloud.models import GatewayLive, LatestFix, LiveEvent, Received
 
-__all__ = ["LiveState", "SeqLedger"]
+__all__ = ["BatchLedger", "BatchLive", "LiveState", "SeqLedger"]
 
 
 @runtime_checkable
@@ -183,4 +183,51 @@ class LiveState(SeqLedger, Protocol):
 
     async def close(self) -> None:
         """Release connections and end subscriptions (does not close a caller's client)."""
+        ...
+
+
+@runtime_checkable
+class BatchLedger(Protocol):
+    """A :class:`SeqLedger` that also answers for many gateways in one call (what both live
+    state adapters do; the archive's ledger does not). Each method does what its one-gateway
+    form does, per entry, in order; ingest falls back to those forms when a batch call fails
+    (or the ledger has none), so a failure still touches one gateway only."""
+
+    async def seen_seqs_many(
+        self, requests: Sequence[tuple[str, Sequence[int]]], /
+    ) -> list[list[int]]:
+        """:meth:`SeqLedger.seen_seqs` of each ``(gateway, seqs)``."""
+        ...
+
+    async def admit_seqs_many(
+        self, requests: Sequence[tuple[str, Sequence[int]]], /, *, now_ms: int
+    ) -> list[list[int]]:
+        """:meth:`SeqLedger.admit_seqs` of each ``(gateway, seqs)``."""
+        ...
+
+    async def high_water_many(self, marks: Sequence[tuple[str, int]], /) -> list[int | None]:
+        """:meth:`SeqLedger.high_water` of each ``(gateway, seq)``."""
+        ...
+
+    async def missing_seqs_many(self, ranges: Sequence[tuple[str, int, int]], /) -> list[int]:
+        """:meth:`SeqLedger.missing_seqs` of each ``(gateway, first_seq, last_seq)``."""
+        ...
+
+
+@runtime_checkable
+class BatchLive(Protocol):
+    """Live-state writes of many keys in one call (both adapters have them; the rules and
+    ingest fall back to the one-key forms of :class:`LiveState` otherwise)."""
+
+    async def add_rule_checkpoints(
+        self, checkpoints: Sequence[tuple[str, int, bytes, int]]
+    ) -> None:
+        """:meth:`LiveState.add_rule_checkpoint` of each ``(asset, clock_ms, state,
+        keep_after_ms)``."""
+        ...
+
+    async def gateways_seen(
+        self, seen: Sequence[tuple[str, str, int, wire.Health | None]], /
+    ) -> None:
+        """:meth:`LiveState.set_gateway` of each ``(gateway, enterprise_id, seen_ms, health)``."""
         ...

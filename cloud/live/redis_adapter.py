@@ -13,8 +13,13 @@ Keys, all under ``prefix``:
   ``lot:<lot>``: hash of the assets in a lot and since when; ``lock:<name>``: expiring locks.
 - ``gw:<gateway>``: hash of the gateway's live fields.
 - ``seq:<gateway>:<block>``: de-duplication bitmaps, 65536 seqs per key, expiring after
-  ``ledger_ttl_s``; one script per block sets the bits and returns the old ones, which
-  makes admission atomic across workers.
+  ``ledger_ttl_s``; one script sets the bits of every block of a round and returns the old
+  ones, which makes admission atomic across workers.
+
+What a round does for many keys (rule states and their compare-and-set, checkpoints, ledger
+bits, high-water marks, gateways seen) is one script call over all of them: one round trip and
+one reply instead of one command per key (the ``*_many`` methods, beside the one-key forms of
+the port).
 - ``hw:<gateway>``: highest data seq; ``feed``: the pub/sub channel of live events (each
   message is a JSON array of events: one PUBLISH per ingest round).
 - ``registry_version``: a counter the API increases when a gateway or an asset changes owner.
@@ -65,20 +70,6 @@ local old = redis.call('GET', KEYS[1])
 if (not old) or tonumber(ARGV[1]) > tonumber(old) then redis.call('SET', KEYS[1], ARGV[1]) end
 return old
 """
-
-_ADMIT: Final = """
-local old = {}
-for i = 2, #ARGV do old[i - 1] = redis.call('SETBIT', KEYS[1], ARGV[i], 1) end
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-return table.concat(old)
-"""
-
-_PUT_IF: Final = """
-local stored = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-if stored ~= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'v', stored + 1, 's', ARGV[2])
-return 1
-"""
 _LOCK: Final = """
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return 0 end
@@ -86,10 +77,81 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
-_SEEN: Final = """
-local bits = {}
-for i = 1, #ARGV do bits[i] = redis.call('GETBIT', KEYS[1], ARGV[i]) end
-return table.concat(bits)
+# Many keys in one call (one round trip and one reply for a whole ingest round): each script
+# does per key what its one-key form does, atomically for all of them.
+_GET_RULES: Final = """
+local out = {}
+for k = 1, #KEYS do
+  local r = redis.call('HMGET', KEYS[k], 'v', 's')
+  out[2 * k - 1] = r[1]
+  out[2 * k] = r[2]
+end
+return out
+"""
+_PUT_IF_MANY: Final = """
+local out = {}
+for k = 1, #KEYS do
+  local stored = tonumber(redis.call('HGET', KEYS[k], 'v') or '0')
+  if stored ~= tonumber(ARGV[2 * k - 1]) then
+    out[k] = 0
+  else
+    redis.call('HSET', KEYS[k], 'v', stored + 1, 's', ARGV[2 * k])
+    out[k] = 1
+  end
+end
+return out
+"""
+_ADD_CHECKPOINTS: Final = """
+for k = 1, #KEYS do
+  local i = 4 * (k - 1)
+  redis.call('ZADD', KEYS[k], ARGV[i + 2], ARGV[i + 1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', '(' .. ARGV[i + 3])
+  redis.call('PEXPIRE', KEYS[k], ARGV[i + 4])
+end
+return #KEYS
+"""
+_RAISE_HIGH_MANY: Final = """
+local out = {}
+for k = 1, #KEYS do
+  local old = redis.call('GET', KEYS[k])
+  if (not old) or tonumber(ARGV[k]) > tonumber(old) then redis.call('SET', KEYS[k], ARGV[k]) end
+  out[k] = old
+end
+return out
+"""
+_SEEN_MANY: Final = """
+local out = {}
+local pos = 1
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[pos])
+  local bits = {}
+  for i = 1, n do bits[i] = redis.call('GETBIT', KEYS[k], ARGV[pos + i]) end
+  out[k] = table.concat(bits)
+  pos = pos + n + 1
+end
+return out
+"""
+_ADMIT_MANY: Final = """
+local out = {}
+local pos = 2
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[pos])
+  local old = {}
+  for i = 1, n do old[i] = redis.call('SETBIT', KEYS[k], ARGV[pos + i], 1) end
+  redis.call('EXPIRE', KEYS[k], ARGV[1])
+  out[k] = table.concat(old)
+  pos = pos + n + 1
+end
+return out
+"""
+_HSET_MANY: Final = """
+local pos = 1
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[pos])
+  redis.call('HSET', KEYS[k], unpack(ARGV, pos + 1, pos + n))
+  pos = pos + n + 1
+end
+return #KEYS
 """
 
 _LATEST = msgspec.json.Decoder(LatestFix)
@@ -149,6 +211,14 @@ class RedisLiveState:
         self.ledger_ttl_s = ledger_ttl_s
         self._set_newer = client.register_script(_SET_NEWER)
         self._raise_high = client.register_script(_RAISE_HIGH)
+        self._lock = client.register_script(_LOCK)
+        self._get_rules = client.register_script(_GET_RULES)
+        self._put_if_many = client.register_script(_PUT_IF_MANY)
+        self._add_checkpoints = client.register_script(_ADD_CHECKPOINTS)
+        self._raise_high_many = client.register_script(_RAISE_HIGH_MANY)
+        self._seen_many = client.register_script(_SEEN_MANY)
+        self._admit_many = client.register_script(_ADMIT_MANY)
+        self._hset_many = client.register_script(_HSET_MANY)
         self._subs: set[_RedisSubscription] = set()
 
     def _k(self, *parts: str) -> str:
@@ -166,15 +236,24 @@ class RedisLiveState:
         # Pairs of (asset, enterprise of its previous latest fix or "").
         flat = [a.decode() if isinstance(a, bytes) else str(a) for a in raw]
         changed = flat[0::2]
+        if not changed:
+            return changed
+        # One GEOADD per set (all, and each tenant's) and one ZREM per tenant left.
+        left: dict[str, list[str]] = {}
+        places: dict[str, list[Any]] = {self._k("geo"): []}
+        for asset, owner in zip(changed, flat[1::2], strict=True):
+            rec = newest[asset]
+            where = (rec.item.lon, rec.item.lat, asset)
+            if owner and owner != rec.enterprise_id:
+                # Moved to another enterprise: it leaves the old tenant's geo set.
+                left.setdefault(self._k("geo", owner), []).append(asset)
+            places[self._k("geo")] += where
+            places.setdefault(self._k("geo", rec.enterprise_id), []).extend(where)
         async with self.client.pipeline(transaction=False) as pipe:
-            for asset, owner in zip(changed, flat[1::2], strict=True):
-                rec = newest[asset]
-                where = (rec.item.lon, rec.item.lat, asset)
-                if owner and owner != rec.enterprise_id:
-                    # Moved to another enterprise: it leaves the old tenant's geo set.
-                    pipe.zrem(self._k("geo", owner), asset)
-                pipe.geoadd(self._k("geo"), where)
-                pipe.geoadd(self._k("geo", rec.enterprise_id), where)
+            for key, assets in left.items():
+                pipe.zrem(key, *assets)
+            for key, values in places.items():
+                pipe.geoadd(key, values)
             await pipe.execute()
         return changed
 
@@ -201,13 +280,10 @@ class RedisLiveState:
         ids = list(asset_ids)
         if not ids:
             return {}
-        async with self.client.pipeline(transaction=False) as pipe:
-            for a in ids:
-                pipe.hmget(self._k("rule", a), "v", "s")
-            rows = await pipe.execute()
+        flat = await self._get_rules(keys=[self._k("rule", a) for a in ids])
         return {
             a: (int(version), bytes(state))
-            for a, (version, state) in zip(ids, rows, strict=True)
+            for a, version, state in zip(ids, flat[0::2], flat[1::2], strict=True)
             if version is not None and state is not None
         }
 
@@ -215,11 +291,10 @@ class RedisLiveState:
         if not writes:
             return set()
         ids = list(writes)
-        async with self.client.pipeline(transaction=False) as pipe:
-            for a in ids:
-                expected, state = writes[a]
-                pipe.eval(_PUT_IF, 1, self._k("rule", a), expected, state)
-            results = await pipe.execute()
+        args: list[Any] = []
+        for a in ids:
+            args += writes[a]
+        results = await self._put_if_many(keys=[self._k("rule", a) for a in ids], args=args)
         return {a for a, ok in zip(ids, results, strict=True) if not int(ok)}
 
     async def rule_checkpoints(self, asset_id: str) -> list[tuple[int, bytes]]:
@@ -231,13 +306,22 @@ class RedisLiveState:
     async def add_rule_checkpoint(
         self, asset_id: str, clock_ms: int, state: bytes, *, keep_after_ms: int
     ) -> None:
-        key = self._k("ckpt", asset_id)
-        member = clock_ms.to_bytes(8, "big") + state  # unique per time
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.zadd(key, {member: clock_ms})
-            pipe.zremrangebyscore(key, "-inf", f"({keep_after_ms}")
-            pipe.pexpire(key, max(1, clock_ms - keep_after_ms) * 4)
-            await pipe.execute()
+        await self.add_rule_checkpoints([(asset_id, clock_ms, state, keep_after_ms)])
+
+    async def add_rule_checkpoints(
+        self, checkpoints: Sequence[tuple[str, int, bytes, int]]
+    ) -> None:
+        """:meth:`add_rule_checkpoint` for many ``(asset, clock_ms, state, keep_after_ms)`` at
+        once (one round trip)."""
+        if not checkpoints:
+            return
+        keys = []
+        args: list[Any] = []
+        for asset_id, clock_ms, state, keep_after_ms in checkpoints:
+            keys.append(self._k("ckpt", asset_id))
+            member = clock_ms.to_bytes(8, "big") + state  # unique per time
+            args += [member, clock_ms, keep_after_ms, max(1, clock_ms - keep_after_ms) * 4]
+        await self._add_checkpoints(keys=keys, args=args)
 
     async def replace_rule_checkpoints(
         self, asset_id: str, after_ms: int, checkpoints: Sequence[tuple[int, bytes]]
@@ -253,12 +337,17 @@ class RedisLiveState:
         if not due:
             return
         key = self._k("due")
+        gone = [a for a, when in due.items() if when is None]
+        timed = {a: when for a, when in due.items() if when is not None}
+        if not gone:
+            await self.client.zadd(key, timed)
+            return
+        if not timed:
+            await self.client.zrem(key, *gone)
+            return
         async with self.client.pipeline(transaction=False) as pipe:
-            for asset_id, when in due.items():
-                if when is None:
-                    pipe.zrem(key, asset_id)
-                else:
-                    pipe.zadd(key, {asset_id: when})
+            pipe.zrem(key, *gone)
+            pipe.zadd(key, timed)
             await pipe.execute()
 
     async def due_rule_assets(self, until_ms: int, *, limit: int = 10_000) -> list[str]:
@@ -290,7 +379,7 @@ class RedisLiveState:
         }
 
     async def try_lock(self, name: str, owner: str, *, ttl_ms: int) -> bool:
-        return bool(int(await self.client.eval(_LOCK, 1, self._k("lock", name), owner, ttl_ms)))
+        return bool(int(await self._lock(keys=[self._k("lock", name)], args=[owner, ttl_ms])))
 
     async def set_gateway(
         self,
@@ -312,6 +401,24 @@ class RedisLiveState:
         mapping: dict[str | bytes, Any] = {k: v for k, v in fields.items() if v is not None}
         if mapping:
             await self.client.hset(self._k("gw", gateway_id), mapping=mapping)  # type: ignore[arg-type]
+
+    async def gateways_seen(
+        self, seen: Sequence[tuple[str, str, int, wire.Health | None]], /
+    ) -> None:
+        """:meth:`set_gateway` with ``enterprise_id``, ``seen_ms`` and ``health`` for many
+        ``(gateway, enterprise, seen_ms, health)`` at once (one round trip)."""
+        if not seen:
+            return
+        keys = []
+        args: list[Any] = []
+        for gateway_id, enterprise_id, seen_ms, health in seen:
+            keys.append(self._k("gw", gateway_id))
+            if health is None:
+                args += [4, "enterprise_id", enterprise_id, "last_seen_ms", seen_ms]
+            else:
+                args += [6, "enterprise_id", enterprise_id, "last_seen_ms", seen_ms]
+                args += ["health", _ENC.encode(health)]
+        await self._hset_many(keys=keys, args=args)
 
     async def forget_gateway(self, gateway_id: str) -> None:
         await self.client.delete(self._k("gw", gateway_id))
@@ -358,48 +465,87 @@ class RedisLiveState:
         old = await self._raise_high(keys=[self._k("hw", gateway_id)], args=[seq])
         return None if old is None else int(old)
 
-    async def _bits(
-        self, gateway_id: str, seqs: Sequence[int], script: str, *args: Any
-    ) -> list[int]:
-        """Run ``script`` on each bitmap block of ``seqs``; return those whose bit was 1."""
-        unique = sorted(set(seqs))
-        if not unique:
+    async def high_water_many(self, marks: Sequence[tuple[str, int]], /) -> list[int | None]:
+        """:meth:`high_water` for many ``(gateway, seq)`` at once (one round trip)."""
+        if not marks:
             return []
-        blocks: dict[int, list[int]] = {}
-        for q in unique:
-            blocks.setdefault(q >> _BLOCK_BITS, []).append(q)
-        async with self.client.pipeline(transaction=False) as pipe:
+        keys = [self._k("hw", gateway_id) for gateway_id, _ in marks]
+        olds = await self._raise_high_many(keys=keys, args=[seq for _, seq in marks])
+        return [None if old is None else int(old) for old in olds]
+
+    async def _bits_many(
+        self, requests: Sequence[tuple[str, Sequence[int]]], script: Any, *args: Any
+    ) -> list[list[int]]:
+        """:meth:`_bits` for many ``(gateway, seqs)`` in one script call."""
+        keys: list[str] = []
+        flat: list[Any] = list(args)
+        spans: list[list[list[int]]] = []
+        for gateway_id, seqs in requests:
+            blocks: dict[int, list[int]] = {}
+            for q in sorted(set(seqs)):
+                blocks.setdefault(q >> _BLOCK_BITS, []).append(q)
+            spans.append(list(blocks.values()))
             for block, members in blocks.items():
-                key = self._k("seq", gateway_id, str(block))
-                offsets = [q & (_BLOCK - 1) for q in members]
-                pipe.eval(script, 1, key, *args, *offsets)
-            results = await pipe.execute()
-        seen: list[int] = []
-        for members, bits in zip(blocks.values(), results, strict=True):
-            raw = bits.encode() if isinstance(bits, str) else bytes(bits)
-            seen += [q for q, bit in zip(members, raw, strict=True) if bit == ord("1")]
-        return seen
+                keys.append(self._k("seq", gateway_id, str(block)))
+                flat.append(len(members))
+                flat += [q & (_BLOCK - 1) for q in members]
+        results = iter(await script(keys=keys, args=flat) if keys else ())
+        found: list[list[int]] = []
+        for members_of in spans:
+            seen: list[int] = []
+            for members in members_of:
+                bits = next(results)
+                raw = bits.encode() if isinstance(bits, str) else bytes(bits)
+                seen += [q for q, bit in zip(members, raw, strict=True) if bit == ord("1")]
+            found.append(seen)
+        return found
+
+    async def seen_seqs_many(
+        self, requests: Sequence[tuple[str, Sequence[int]]], /
+    ) -> list[list[int]]:
+        """:meth:`seen_seqs` for many ``(gateway, seqs)`` at once (one round trip)."""
+        return await self._bits_many(requests, self._seen_many)
+
+    async def admit_seqs_many(
+        self, requests: Sequence[tuple[str, Sequence[int]]], /, *, now_ms: int
+    ) -> list[list[int]]:
+        """:meth:`admit_seqs` for many ``(gateway, seqs)`` at once (one round trip)."""
+        olds = await self._bits_many(requests, self._admit_many, self.ledger_ttl_s)
+        return [
+            [q for q in sorted(set(seqs)) if q not in set(old)]
+            for (_, seqs), old in zip(requests, olds, strict=True)
+        ]
 
     async def seen_seqs(self, gateway_id: str, seqs: Sequence[int]) -> list[int]:
-        return await self._bits(gateway_id, seqs, _SEEN)
+        return (await self.seen_seqs_many([(gateway_id, seqs)]))[0]
 
     async def admit_seqs(self, gateway_id: str, seqs: Sequence[int], *, now_ms: int) -> list[int]:
-        old = set(await self._bits(gateway_id, seqs, _ADMIT, self.ledger_ttl_s))
-        return [q for q in sorted(set(seqs)) if q not in old]
+        return (await self.admit_seqs_many([(gateway_id, seqs)], now_ms=now_ms))[0]
 
     async def missing_seqs(self, gateway_id: str, first_seq: int, last_seq: int) -> int:
-        if last_seq < first_seq:
-            return 0
-        span = last_seq - first_seq + 1
-        if span > _MAX_COUNT_SPAN:
-            return span
+        return (await self.missing_seqs_many([(gateway_id, first_seq, last_seq)]))[0]
+
+    async def missing_seqs_many(self, ranges: Sequence[tuple[str, int, int]], /) -> list[int]:
+        """:meth:`missing_seqs` for many ``(gateway, first_seq, last_seq)`` at once (one
+        round trip)."""
+        missing: list[int] = []
+        counted: list[tuple[int, int]] = []  # (index in missing, BITCOUNTs to subtract)
         async with self.client.pipeline(transaction=False) as pipe:
-            for block in range(first_seq >> _BLOCK_BITS, (last_seq >> _BLOCK_BITS) + 1):
-                lo = max(first_seq, block << _BLOCK_BITS) & (_BLOCK - 1)
-                hi = min(last_seq, ((block + 1) << _BLOCK_BITS) - 1) & (_BLOCK - 1)
-                pipe.bitcount(self._k("seq", gateway_id, str(block)), lo, hi, mode="BIT")
-            counts = await pipe.execute()
-        return span - sum(int(c) for c in counts)
+            for gateway_id, first_seq, last_seq in ranges:
+                span = max(0, last_seq - first_seq + 1)
+                missing.append(span)
+                if span == 0 or span > _MAX_COUNT_SPAN:
+                    continue
+                blocks = range(first_seq >> _BLOCK_BITS, (last_seq >> _BLOCK_BITS) + 1)
+                for block in blocks:
+                    lo = max(first_seq, block << _BLOCK_BITS) & (_BLOCK - 1)
+                    hi = min(last_seq, ((block + 1) << _BLOCK_BITS) - 1) & (_BLOCK - 1)
+                    pipe.bitcount(self._k("seq", gateway_id, str(block)), lo, hi, mode="BIT")
+                counted.append((len(missing) - 1, len(blocks)))
+            counts = iter(await pipe.execute() if counted else ())
+        for at, blocks_of in counted:
+            missing[at] -= sum(int(next(counts)) for _ in range(blocks_of))
+        return missing
 
     async def publish(self, event: LiveEvent) -> None:
         await self.publish_many([event])

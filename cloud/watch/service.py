@@ -41,7 +41,7 @@ import wire
 from cloud.alerts import AlertService
 from cloud.archive import Store
 from cloud.ingest import Accepted, cancel_requests, raise_if_cancelled
-from cloud.live import LiveState
+from cloud.live import BatchLive, LiveState
 from cloud.models import LiveEvent
 from cloud.rules.config import RulesConfig
 from cloud.rules.engine import Engine, Outcome, base_for_late
@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 _APPLY_ATTEMPTS: Final = 20
 _ATTEMPTS: Final = 16
 _LEVELS: Final = {"info": "info", "warning": "warning", "critical": "critical"}
+#: Assets whose findings are applied at the same time (each asset's in order).
+_APPLY_CONCURRENCY: Final = 8
 
 
 def _now_ms() -> int:
@@ -102,6 +104,10 @@ class RuleService:
         self._owner = uuid.uuid4().hex
         self._last_tick_ms = -1
         self._building: asyncio.Task[bool] | None = None
+        self._severity: dict[str, str] = {}
+        self._severity_world: World | None = None
+        self._lots: frozenset[str] = frozenset()
+        self._lots_world: World | None = None
 
     @property
     def world(self) -> World:
@@ -243,69 +249,103 @@ class RuleService:
 
     async def _commit(self, outcome: Outcome, before: Mapping[str, AssetState]) -> set[str]:
         """Write the states (with their events in the outbox); apply the events of those
-        written. Returns the assets written."""
+        written. Returns the assets written.
+
+        Every live-state write of the round covers all its assets at once (one compare-and-set
+        call, one due-index call...): the round trips are per round, not per asset.
+        """
         by_asset: dict[str, list[Event]] = {}
         for event in outcome.events:
             by_asset.setdefault(event.asset, []).append(event)
         writes = {}
         for asset_id, state in outcome.states.items():
-            state.outbox = [*state.outbox, *by_asset.get(asset_id, ())]
+            events = by_asset.get(asset_id)
+            if events:
+                state.outbox = [*state.outbox, *events]
             writes[asset_id] = (state.version, encode_state(state))
         conflicts = await self.live.put_rule_states(writes)
-        written = set(writes) - conflicts
-        lots = []
+        written = set(writes) - conflicts if conflicts else set(writes)
+        lots: list[tuple[str, str, int | None]] = []
+        lot_ids = self._lot_ids()
         for asset_id in written:
             state = outcome.states[asset_id]
             state.version += 1
-            lots += _lot_changes(self.world, asset_id, before.get(asset_id), state)
+            if lot_ids:
+                lots += _lot_changes(lot_ids, asset_id, before.get(asset_id), state)
         await self.live.set_lot_members(lots)
         await self.live.set_rule_due({a: outcome.due.get(a) for a in written})
         for asset_id, (after_ms, taken) in outcome.checkpoints.items():
             if asset_id in written:  # made with the late fixes: they replace those after
                 await self.live.replace_rule_checkpoints(asset_id, after_ms, taken)
-        await self._apply_outboxes({a: outcome.states[a] for a in written})
-        await self._checkpoint({a: outcome.states[a] for a in written})
+        await self._settle({a: outcome.states[a] for a in written})
         return written
 
-    async def _apply_outboxes(self, states: Mapping[str, AssetState]) -> None:
-        """Raise each state's pending events in order and take them out of the outbox (if the
-        state is still ours: a newer one has them applied already or will).
-
-        An event that cannot be applied (the archive unreachable) stays, with those after it,
-        and the asset is due at the next clock step, which tries again; after
-        ``_APPLY_ATTEMPTS`` failures in a row the event is dropped (counted, logged), so one
-        bad event cannot hold an asset's alerts back for ever.
-        """
-        emptied = {}
-        retry: dict[str, int | None] = {}
-        for asset_id, state in states.items():
-            if not state.outbox:
-                continue
-            done = 0
-            for event in state.outbox:
-                if not await self._apply(event):
-                    state.outbox_failures += 1
-                    if state.outbox_failures >= _APPLY_ATTEMPTS:
-                        self.counters["finding_dropped"] += 1
-                        log.error(
-                            "rules: finding %s %s of %s dropped after %d failed attempts",
-                            event.kind, event.action, event.asset, state.outbox_failures,
-                        )  # fmt: skip
-                        state.outbox_failures = 0
-                        done += 1
-                    break
-                state.outbox_failures = 0
-                done += 1
-            state.outbox = state.outbox[done:]
-            if state.outbox:
-                retry[asset_id] = self.clock() - self.grace_ms
-            emptied[asset_id] = (state.version, encode_state(state))
-        if emptied:
+    async def _settle(self, states: Mapping[str, AssetState]) -> None:
+        """After a commit: apply the outboxes and write the emptied states back, then keep
+        the checkpoints due and note them in the states (each step one call for all the
+        assets, in the order the one-asset steps have)."""
+        applied, retry = await self._apply_outboxes(states)
+        if applied:
+            emptied = {a: (states[a].version, encode_state(states[a])) for a in applied}
             conflicts = await self.live.put_rule_states(emptied)
             for asset_id in set(emptied) - conflicts:
                 states[asset_id].version += 1
         if retry:
             await self.live.set_rule_due(retry)
+        checkpoints = self._checkpoints(states)
+        if checkpoints:
+            await self._add_checkpoints(checkpoints)
+            # Remember when (it decides the next one); a lost race only means one more soon.
+            noted = {c[0]: (states[c[0]].version, encode_state(states[c[0]])) for c in checkpoints}
+            conflicts = await self.live.put_rule_states(noted)
+            for asset_id in set(noted) - conflicts:
+                states[asset_id].version += 1
+
+    async def _apply_outboxes(
+        self, states: Mapping[str, AssetState]
+    ) -> tuple[set[str], dict[str, int | None]]:
+        """Raise each state's pending events in order and take them out of the outbox (the
+        caller writes the state back, if it is still ours: a newer one has them applied
+        already or will). Assets are applied concurrently (a few at a time), each one's events
+        in order. Returns the assets that had events, and those due again.
+
+        An event that cannot be applied (the archive unreachable) stays, with those after it,
+        and the asset is due at the next clock step, which tries again (returned: asset ->
+        when); after ``_APPLY_ATTEMPTS`` failures in a row the event is dropped (counted,
+        logged), so one bad event cannot hold an asset's alerts back for ever.
+        """
+        retry: dict[str, int | None] = {}
+        pending = [(a, s) for a, s in states.items() if s.outbox]
+        if not pending:
+            return set(), retry
+        gate = asyncio.Semaphore(_APPLY_CONCURRENCY)
+
+        async def one(asset_id: str, state: AssetState) -> None:
+            async with gate:
+                done = 0
+                for event in state.outbox:
+                    if not await self._apply(event):
+                        state.outbox_failures += 1
+                        if state.outbox_failures >= _APPLY_ATTEMPTS:
+                            self.counters["finding_dropped"] += 1
+                            log.error(
+                                "rules: finding %s %s of %s dropped after %d failed attempts",
+                                event.kind, event.action, event.asset, state.outbox_failures,
+                            )  # fmt: skip
+                            state.outbox_failures = 0
+                            done += 1
+                        break
+                    state.outbox_failures = 0
+                    done += 1
+                state.outbox = state.outbox[done:]
+                if state.outbox:
+                    retry[asset_id] = self.clock() - self.grace_ms
+
+        if len(pending) == 1:
+            await one(*pending[0])
+        else:
+            await asyncio.gather(*(one(a, s) for a, s in pending))
+        return {a for a, _ in pending}, retry
 
     async def _apply(self, event: Event) -> bool:
         """Apply one finding to its alert; whether it was (or need not be)."""
@@ -340,26 +380,52 @@ class RuleService:
 
     def _level(self, event: Event) -> str:
         if event.rule == "zone":
-            for zone in self.world.zones:
-                if zone.id == event.ref and isinstance(zone.spec, ZoneSpec):
-                    return _LEVELS.get(zone.spec.severity, "warning")
+            return self._severities().get(event.ref, "warning")
         return "warning"
 
-    async def _checkpoint(self, states: Mapping[str, AssetState]) -> None:
-        """Keep a checkpoint of each state every ``checkpoint_every_s`` of observation time."""
+    def _severities(self) -> dict[str, str]:
+        """Alert level per zone id of the current world (the first version of each id, as a
+        scan of the zones in order finds it), made once per world."""
+        world = self.world
+        if self._severity_world is not world:
+            levels: dict[str, str] = {}
+            for zone in world.zones:
+                if zone.id not in levels and isinstance(zone.spec, ZoneSpec):
+                    levels[zone.id] = _LEVELS.get(zone.spec.severity, "warning")
+            self._severity, self._severity_world = levels, world
+        return self._severity
+
+    def _lot_ids(self) -> frozenset[str]:
+        """The lot ids of the current world, made once per world."""
+        world = self.world
+        if self._lots_world is not world:
+            self._lots, self._lots_world = frozenset(z.id for z in world.lots), world
+        return self._lots
+
+    def _checkpoints(self, states: Mapping[str, AssetState]) -> list[tuple[str, int, bytes, int]]:
+        """Checkpoints due (one every ``checkpoint_every_s`` of observation time), as
+        ``(asset, clock_ms, state, keep_after_ms)``; each state notes when it was taken."""
+        taken = []
         for asset_id, state in states.items():
+            if state.clock_ms < 0:
+                continue
             thresholds = self.world.thresholds(self.world.asset(asset_id).asset_class)
             every = int(thresholds.checkpoint_every_s * 1000)
-            if state.clock_ms < 0 or state.clock_ms - state.checkpoint_ms < every:
+            if state.clock_ms - state.checkpoint_ms < every:
                 continue
             snapshot = msgspec.structs.replace(state, outbox=[])
             keep_after = state.clock_ms - int(thresholds.checkpoint_horizon_s * 1000)
-            await self.live.add_rule_checkpoint(
-                asset_id, state.clock_ms, encode_state(snapshot), keep_after_ms=keep_after
-            )
+            taken.append((asset_id, state.clock_ms, encode_state(snapshot), keep_after))
             state.checkpoint_ms = state.clock_ms
-            # Remember when (it decides the next one); a lost race only means one more soon.
-            await self.live.put_rule_states({asset_id: (state.version, encode_state(state))})
+        return taken
+
+    async def _add_checkpoints(self, checkpoints: list[tuple[str, int, bytes, int]]) -> None:
+        live = self.live
+        if isinstance(live, BatchLive):
+            await live.add_rule_checkpoints(checkpoints)
+            return
+        for asset_id, clock_ms, state, keep_after in checkpoints:
+            await live.add_rule_checkpoint(asset_id, clock_ms, state, keep_after_ms=keep_after)
 
     # -- the clock --------------------------------------------------------------------------
 
@@ -415,9 +481,8 @@ class RuleService:
 
 
 def _lot_changes(
-    world: World, asset_id: str, before: AssetState | None, after: AssetState
+    lots: frozenset[str], asset_id: str, before: AssetState | None, after: AssetState
 ) -> list[tuple[str, str, int | None]]:
-    lots = {z.id for z in world.lots}
     old = {
         k: t.since_ms for k, t in (before.zones if before else {}).items() if k in lots and t.inside
     }

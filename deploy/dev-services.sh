@@ -7,7 +7,9 @@
 # otherwise stop with a message naming what is missing and how to get it.
 # Also installs the tools the tests drive: socat, openssl, mosquitto_passwd, Debian's chromium
 # (the map page's browser tests; Playwright never downloads a browser of its own) and a CJK font
-# (fonts-noto-cjk), so that the page's Chinese renders in it.
+# (fonts-noto-cjk), so that the page's Chinese renders in it. And PostGIS for the server's major
+# version (Debian's postgresql-15-postgis-3 for PostgreSQL 15), which the rules benchmark compares
+# the engine against (bench/bench_rules_postgis.py); the extension is created by whoever uses it.
 set -euo pipefail
 
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -21,15 +23,20 @@ wait_for() {
 
 APT_UPDATED=0
 apt_install() {
-  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  local sudo=()
+  # Not root: sudo if it needs no password (a script must not stop for a prompt).
+  if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    sudo=(sudo -n)
+  fi
+  if { [ "$(id -u)" != 0 ] && [ ${#sudo[@]} = 0 ]; } || ! command -v apt-get >/dev/null 2>&1; then
     echo "services: $* missing; install it (Debian/Ubuntu: sudo apt-get install -y $*) or run this as root" >&2
     exit 1
   fi
   if [ "$APT_UPDATED" = 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     APT_UPDATED=1
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
 ensure_tool() {  # ensure_tool BINARY PACKAGE
@@ -80,6 +87,17 @@ ensure_postgres() {
   fi
 }
 
+# PostGIS for the running server's major version; the server sees a new extension without a
+# restart. Skipped when psql is missing (the server was not installed from Debian's packages here).
+ensure_postgis() {
+  command -v psql >/dev/null 2>&1 || return 0
+  local query="select 1 from pg_available_extensions where name='postgis'"
+  psql -h 127.0.0.1 -U postgres -d postgres -tAc "$query" | grep -q 1 && return 0
+  local major
+  major=$(psql -h 127.0.0.1 -U postgres -d postgres -tAc 'show server_version_num')
+  apt_install "postgresql-$((major / 10000))-postgis-3"
+}
+
 # Chinese labels of the map page render as empty boxes in headless chromium without a CJK font.
 ensure_cjk_font() {
   command -v fc-list >/dev/null 2>&1 && [ -n "$(fc-list :lang=zh family)" ] && return 0
@@ -89,6 +107,7 @@ ensure_cjk_font() {
 ensure_mosquitto
 ensure_redis
 ensure_postgres
+ensure_postgis
 ensure_tool socat socat
 ensure_tool openssl openssl
 ensure_tool mosquitto_passwd mosquitto

@@ -1,0 +1,1 @@
+"""Smoke tests of the benchmarks: they run in their quick mode and print their figures."""

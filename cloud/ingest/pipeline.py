@@ -44,6 +44,10 @@ _KEEP_PAYLOAD_BYTES: Final = 4096
 SEQ_RESET_SPAN: Final = 10**10
 
 
+#: The condition of a gateway whose status says offline (its last will): never an edge code.
+GATEWAY_OFFLINE: Final = "gateway_offline"
+
+
 #: Gateways of a round looked up in the registry at the same time.
 _LOOKUP_CONCURRENCY: Final = 8
 
@@ -419,9 +423,37 @@ class Ingest:
         except Exception:
             self.counters["live_error.status"] += 1
             log.exception("gateway %s: status not applied to the live state", gateway_id)
+            await self._status_alert(gateway_id, enterprise_id, status, recv_ms)
         else:
+            await self._status_alert(gateway_id, enterprise_id, status, recv_ms)
             self.counters["status." + status.state] += 1
         return True
+
+    async def _status_alert(
+        self, gateway_id: str, enterprise_id: str, status: wire.Status, recv_ms: int
+    ) -> None:
+        """An ``offline`` status (the MQTT last will the broker publishes for a gateway that
+        vanished, or the agent's own on a clean stop) opens the gateway's ``gateway_offline``
+        alert; ``online`` closes it. Applied as an edge alarm of that condition numbered by the
+        status's time, so that statuses taken out of order by two workers, or retained ones
+        delivered again after a reconnect, never reopen or close it wrongly."""
+        if self.alerts is None:
+            return
+        alarm = wire.Alarm(
+            seq=max(status.ts, 0),
+            ts=status.ts,
+            state="raise" if status.state == "offline" else "clear",
+            level="fault",
+            code=GATEWAY_OFFLINE,
+            message=f"gateway {gateway_id} offline" if status.state == "offline" else "",
+        )
+        try:
+            await self.alerts.on_alarm(
+                alarm, enterprise_id=enterprise_id, gateway_id=gateway_id, now_ms=recv_ms
+            )
+        except Exception:
+            self.counters["alert_error.status"] += 1
+            log.exception("gateway %s: offline alert not applied", gateway_id)
 
     async def _prefetch_gateways(self, messages: Sequence[tuple[str, bytes]]) -> None:
         """Look up the gateways of a round that are not cached, a few at a time, so that the

@@ -255,6 +255,33 @@ async def test_retained_status_sets_gateway_state(ingest: Ingest, unique_id: str
     assert (got.state, got.status_ms) == ("online", t)
 
 
+async def test_an_offline_status_opens_the_gateways_alert_and_online_closes_it(
+    ingest: Ingest, unique_id: str
+) -> None:
+    """The last will (``offline``) is an alert; statuses are applied in the order of their
+    time, so an older one taken late (another worker, a retained one again) changes nothing."""
+    gw, t = unique_id, now_ms()
+
+    def status(state: Literal["online", "offline"], ts: int) -> tuple[str, bytes]:
+        return wire.status_topic(gw), wire.encode_status(wire.Status(gw=gw, state=state, ts=ts))
+
+    async def alerts() -> list[tuple[str, str, str]]:
+        found = await ingest.store.list_alerts(["e1"])
+        return [(a.kind, a.level, a.state) for a in found if gw in a.key]
+
+    async with running(ingest, [gw]):
+        await publish([status("offline", t)])
+        await until(lambda: ingest.counters["status.offline"] == 1)
+        assert await alerts() == [("device", "fault", "open")]
+        await publish([status("online", t + 1000)])
+        await until(lambda: ingest.counters["status.online"] == 1)
+        assert await alerts() == [("device", "fault", "closed")]
+        await publish([status("offline", t - 5000), status("offline", t + 1000)])
+        await until(lambda: ingest.counters["status.offline"] == 3)
+        assert await alerts() == [("device", "fault", "closed")]
+    assert ingest.counters["alert_error.status"] == 0
+
+
 async def test_a_failing_step_is_counted_and_the_next_still_runs(
     ingest: Ingest, unique_id: str
 ) -> None:

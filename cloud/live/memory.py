@@ -69,6 +69,7 @@ class MemoryLiveState:
         self._due: dict[str, int] = {}
         self._lots: dict[str, dict[str, int]] = {}
         self._locks: dict[str, tuple[str, float]] = {}
+        self._recent: dict[str, dict[str, int]] = {}
         self._gateways: dict[str, GatewayLive] = {}
         self._tickets: dict[str, tuple[str, float]] = {}
         self._seen: dict[str, set[int]] = {}
@@ -160,6 +161,18 @@ class MemoryLiveState:
             return False
         self._locks[name] = (owner, now + ttl_ms / 1000)
         return True
+
+    async def count_recent(
+        self, key: str, *, keep_after_ms: int, add: tuple[str, int] | None = None
+    ) -> int:
+        members = self._recent.setdefault(key, {})
+        if add is not None:
+            members[add[0]] = add[1]
+        for member in [m for m, ts in members.items() if ts <= keep_after_ms]:
+            del members[member]
+        if not members:
+            del self._recent[key]
+        return len(members)
 
     async def set_gateway(
         self,

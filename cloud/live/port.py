@@ -118,6 +118,14 @@ class LiveState(SeqLedger, Protocol):
         """Take (or renew, for the same owner) a lock that expires by itself."""
         ...
 
+    async def count_recent(
+        self, key: str, *, keep_after_ms: int, add: tuple[str, int] | None = None
+    ) -> int:
+        """A set of timed members shared by every worker (``add``: ``(member, ts_ms)``):
+        forget those at or before ``keep_after_ms``, add, and count what is left. A set not
+        touched for a day is forgotten."""
+        ...
+
     async def set_gateway(
         self,
         gateway_id: str,

@@ -381,6 +381,19 @@ class RedisLiveState:
     async def try_lock(self, name: str, owner: str, *, ttl_ms: int) -> bool:
         return bool(int(await self._lock(keys=[self._k("lock", name)], args=[owner, ttl_ms])))
 
+    async def count_recent(
+        self, key: str, *, keep_after_ms: int, add: tuple[str, int] | None = None
+    ) -> int:
+        name = self._k("recent", key)
+        async with self.client.pipeline(transaction=True) as pipe:
+            if add is not None:
+                pipe.zadd(name, {add[0]: add[1]})
+            pipe.zremrangebyscore(name, "-inf", keep_after_ms)
+            pipe.zcard(name)
+            pipe.expire(name, 86_400)
+            replies = await pipe.execute()
+        return int(replies[-2])
+
     async def set_gateway(
         self,
         gateway_id: str,

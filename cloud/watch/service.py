@@ -49,6 +49,7 @@ from cloud.rules.events import Event, alert_key
 from cloud.rules.objects import ZoneSpec
 from cloud.rules.state import AssetState, decode_state, encode_state
 from cloud.rules.world import World
+from cloud.watch.twins import TwinWatch
 
 __all__ = ["RuleService"]
 
@@ -108,6 +109,12 @@ class RuleService:
         self._severity_world: World | None = None
         self._lots: frozenset[str] = frozenset()
         self._lots_world: World | None = None
+        #: identical tracks of vessels (across assets, so beside the per-asset engine)
+        self.twins = (
+            None
+            if alerts is None
+            else TwinWatch(live, alerts, lambda: self.engine.world, counters=self.counters)
+        )
 
     @property
     def world(self) -> World:
@@ -181,6 +188,8 @@ class RuleService:
         for rec in accepted.fixes:
             fixes.setdefault(rec.item.asset, []).append(rec.item)
         await self.evaluate(fixes, now_ms=accepted.recv_ms)
+        if self.twins is not None:
+            await self.twins.step(accepted)
 
     async def evaluate(self, fixes: Mapping[str, Sequence[wire.Fix]], *, now_ms: int) -> None:
         """Evaluate fixes per asset, writing states with compare-and-set, then raise findings."""

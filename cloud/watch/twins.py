@@ -12,9 +12,11 @@ check runs on what every worker shares, the live state:
 - a match counts the fix for that asset in the pair's shared set of matched fixes (one per fix
   time, so a fix delivered twice counts once), forgetting those older than ``window_s``;
 - once *each* of the two has at least ``fixes`` matched fixes in the window, one alert
-  ``vessel.identical_tracks`` names both: the asset whose fix completed it, the other as
-  ``other`` in its details (condition ``twins:<a>|<b>``, the ids in order, so either side's fix
-  finds the same alert). It stays open until someone closes it (an investigation, not a state
+  ``vessel.identical_tracks`` names both: the first id as its asset, the other as ``other`` in
+  its details (condition ``twins:<a>|<b>``, the ids in order, so either side's fix finds the same
+  alert). Vessels of two enterprises give each enterprise its own alert naming its own vessel;
+  the other is named only if it is an AIS target (its MMSI is public), never by another
+  enterprise's asset id (the regulator sees both alerts). It stays open until someone closes it (an investigation, not a state
   that ends by itself); tracks still coinciding after a close open it anew.
 
 Vessels: assets registered as ``fishing_vessel`` and unregistered AIS targets (an id of nine
@@ -25,6 +27,7 @@ thresholds say, at worst later.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import math
@@ -43,6 +46,8 @@ __all__ = ["TwinThresholds", "TwinWatch", "twin_key"]
 log = logging.getLogger(__name__)
 
 KIND: Final = "vessel.identical_tracks"
+#: vessels of a round compared at the same time (each is a few live-state round trips)
+_CONCURRENCY: Final = 16
 #: metres per degree of latitude (and of longitude at the equator): enough over tens of metres
 _M_PER_DEG_LAT: Final = 111_195.0
 
@@ -126,12 +131,19 @@ class TwinWatch:
             known = newest.get(fix.asset)
             if known is None or fix.ts > known[0].ts:
                 newest[fix.asset] = (fix, rec.enterprise_id)
-        for fix, enterprise_id in newest.values():
-            try:
-                await self._match(world, fix, enterprise_id)
-            except Exception:
-                self.counters["twins_error"] += 1
-                log.exception("twins: %s not compared with its neighbours", fix.asset)
+        if not newest:
+            return
+        gate = asyncio.Semaphore(_CONCURRENCY)
+
+        async def one(fix: wire.Fix, enterprise_id: str) -> None:
+            async with gate:
+                try:
+                    await self._match(world, fix, enterprise_id)
+                except Exception:
+                    self.counters["twins_error"] += 1
+                    log.exception("twins: %s not compared with its neighbours", fix.asset)
+
+        await asyncio.gather(*(one(fix, enterprise) for fix, enterprise in newest.values()))
 
     async def _match(self, world: World, fix: wire.Fix, enterprise_id: str) -> None:
         t = self.thresholds
@@ -158,16 +170,25 @@ class TwinWatch:
             theirs = await self.live.count_recent(f"{key}:{other}", keep_after_ms=keep_after)
             if min(mine, theirs) < t.fixes:
                 continue
+            named: str
+            seen_with: str | None
+            if found.enterprise_id == enterprise_id:
+                named, seen_with = sorted((fix.asset, other))  # the same alert from either
+            else:
+                # Each enterprise's alert names its own vessel; the other by its id only when
+                # that is public (an AIS target's MMSI), never another enterprise's asset id.
+                named = fix.asset
+                seen_with = other if other not in world.assets else None
             await self.alerts.raise_condition(
                 enterprise_id=enterprise_id,
                 key=key,
                 kind=KIND,
                 level="warning",
                 now_ms=fix.ts,
-                asset_id=fix.asset,
-                message=f"{fix.asset} and {other} sail identical tracks",
+                asset_id=named,
+                message=f"{named} and {seen_with or 'another vessel'} sail identical tracks",
                 data={
-                    "other": other,
+                    "other": seen_with,
                     "matched_fixes": min(mine, theirs),
                     "distance_m": round(apart_m, 1),
                     "window_s": t.window_s,

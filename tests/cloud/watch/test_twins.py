@@ -27,13 +27,15 @@ ASSETS = [
     Asset(id="v2", enterprise_id="e1", asset_class="fishing_vessel"),
     Asset(id="truck1", enterprise_id="e1", asset_class="hazmat_truck"),
     Asset(id="truck2", enterprise_id="e1", asset_class="hazmat_truck"),
+    Asset(id="w1", enterprise_id="e2", asset_class="fishing_vessel"),
 ]
 WORLD = World.build([], ASSETS)
 
 
 @pytest.fixture
 async def registered(store: Store) -> Store:
-    await store.put_enterprise(Enterprise(id="e1", name="e1", region="320281"))
+    for enterprise in ("e1", "e2"):
+        await store.put_enterprise(Enterprise(id=enterprise, name=enterprise, region="320281"))
     for asset in ASSETS:
         await store.put_asset(asset)
     return store
@@ -58,14 +60,19 @@ async def rounds(
     """One ingest round per fix time: the live state first (ingest), then the watch."""
     for fixes in zip(*tracks, strict=True):
         records = [
-            Received(item=f, gateway_id="g1", enterprise_id="e1", recv_ms=f.ts) for f in fixes
+            Received(item=f, gateway_id="g1", enterprise_id=owner(f.asset), recv_ms=f.ts)
+            for f in fixes
         ]
         await live.put_fixes(records)
         await watch.step(Accepted(recv_ms=max(f.ts for f in fixes), fixes=records))
 
 
-async def twin_alerts(store: Store) -> list[tuple[str, str | None, object]]:
-    found = await store.list_alerts(["e1"])
+def owner(asset_id: str) -> str:
+    return next((a.enterprise_id for a in ASSETS if a.id == asset_id), "e1")
+
+
+async def twin_alerts(store: Store, enterprise: str = "e1") -> list[tuple[str, str | None, object]]:
+    found = await store.list_alerts([enterprise])
     return [(a.kind, a.asset_id, a.data.get("other")) for a in found if a.kind == KIND]
 
 
@@ -85,7 +92,7 @@ async def test_two_vessels_sailing_together_give_one_alert_naming_both(
         await rounds(watch, watch.live, track("v1", 5, start=19), track("v2", 5, y=10, start=19))
         assert watch.counters["twins_error"] == 0
     found = await twin_alerts(registered)
-    assert found == [(KIND, "v2", "v1")]  # the fix that completed it is v2's
+    assert found == [(KIND, "v1", "v2")]
     (alert,) = [a for a in await registered.list_alerts(["e1"]) if a.kind == KIND]
     assert alert.key == twin_key("v2", "v1") == "twins:v1|v2"
     assert alert.data["matched_fixes"] == 20
@@ -113,7 +120,7 @@ async def test_no_alert_where_the_tracks_are_not_one(
 async def test_unregistered_ais_targets_are_vessels(registered: Store, unique_id: str) -> None:
     async with watching(registered, "memory", unique_id) as watch:
         await rounds(watch, watch.live, track("412000001", 25), track("412000002", 25, y=5.0))
-    assert await twin_alerts(registered) == [(KIND, "412000002", "412000001")]
+    assert await twin_alerts(registered) == [(KIND, "412000001", "412000002")]
 
 
 async def test_two_workers_one_vessel_each_share_the_count(
@@ -131,5 +138,14 @@ async def test_two_workers_one_vessel_each_share_the_count(
                 await watch.live.put_fixes([record])
                 await watch.step(Accepted(recv_ms=f.ts, fixes=[record]))
     # v1's fixes meet v2's newest of 10 s before (dead reckoned 42 m on): both count
-    ((kind, asset, other),) = await twin_alerts(registered)
-    assert (kind, {asset, other}) == (KIND, {"v1", "v2"})
+    assert await twin_alerts(registered) == [(KIND, "v1", "v2")]
+
+
+async def test_vessels_of_two_enterprises_each_get_an_alert_naming_their_own(
+    registered: Store, unique_id: str
+) -> None:
+    async with watching(registered, "memory", unique_id) as watch:
+        await rounds(watch, watch.live, track("v1", 25), track("w1", 25, y=10.0))
+    # neither enterprise learns the other's asset id; the regulator sees both alerts
+    assert await twin_alerts(registered, "e1") == [(KIND, "v1", None)]
+    assert await twin_alerts(registered, "e2") == [(KIND, "w1", None)]

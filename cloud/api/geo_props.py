@@ -70,6 +70,7 @@ _OVERRIDE_LIMITS: Final = (
     ("_ms", 86_400_000.0),
     ("_s", 30 * 86_400.0),
     ("_m", 100_000.0),
+    ("_h", 24.0),
 )
 _OTHER_LIMIT: Final = 1_000.0
 
@@ -93,6 +94,31 @@ THRESHOLD_DOCS: Final = {
     "arrival_radius_m": "arrival: confirmed within this distance of the destination",
     "checkpoint_radius_m": "a checkpoint is passed within this distance",
     "wrong_way_m": "progress falling back more than this is driving the wrong way",
+    "speed_limit_kmh": "the speed limit off expressways (0: none); a zone's own limit inside it",
+    "speed_limit_expressway_kmh": "the speed limit inside an `expressway` zone (0: none)",
+    "speed_limit_hazard_kmh": "a school bus's limit in `bend`, `slope` and `narrow` zones",
+    "night_speed_factor": "the road limit at night is multiplied by this (passenger classes)",
+    "overspeed_s": "over the limit at least this long (two fixes or more) opens an overspeed",
+    "overspeed_margin_kmh": "an overspeed closes under the limit minus this, for `overspeed_s`",
+    "overspeed_update_kmh": "an open overspeed is updated when its maximum grows this much",
+    "speed_check_min_s": "a reported speed is checked against the distance over at least this",
+    "speed_check_max_s": "... and at most this (longer segments say nothing of the speed)",
+    "speed_check_factor": "a reported speed over this times the implied one (plus the slack) is "
+    "contradicted: counted, not alarmed",
+    "speed_check_slack_kmh": "the slack of that check",
+    "night_start_h": "the night window starts at this hour (Beijing)",
+    "night_end_h": "the night window ends at this hour (Beijing)",
+    "fatigue_continuous_s": "continuous driving longer than this without a rest (0: not watched)",
+    "fatigue_warning_s": "the fatigue pre-warning comes this long before the limit",
+    "fatigue_night_s": "continuous driving within the night window longer than this",
+    "fatigue_daily_s": "driving per Beijing calendar day longer than this (0: not watched)",
+    "rest_s": "stopped at least this long is a rest (it resets continuous driving)",
+    "fatigue_gap_s": "a driving fix counts as driving until the next fix, for at most this",
+    "offline_s": "silent longer than this while last seen moving, outside lots: offline",
+    "offline_moved_gap_s": "after a silence of at least this, the first fix is checked for a move",
+    "offline_moved_m": "... farther than this from the last fix: moved while offline",
+    "dark_zone_m": "a silence beginning this near a restricted or moratorium zone is also a "
+    "vessel gone dark there (0: not watched)",
     "checkpoint_every_s": "the rule state is checkpointed this often (for late data)",
     "checkpoint_horizon_s": "checkpoints are kept this long (older late data is judged from "
     "the oldest)",

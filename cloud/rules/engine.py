@@ -11,7 +11,11 @@ then each asset's fixes go through, in order:
    trusted: it moves the map, never confirms, opens or closes a zone, lot or route condition;
 2. what time alone does up to the fix (windows start and end, dwell, stops confirmed and
    escalated, trips ending), at the times it happens;
-3. geofences, lots and parking, and the asset's trip.
+3. the end of a silence, geofences, lots and parking, speed, fatigue, and the asset's trip.
+
+Clock rules (what :meth:`Engine.tick` runs): zone windows and dwell, stops and lot stays, trips
+ending, rests and fatigue limits reached between fixes, days ending, silences
+(:meth:`_Run.due` says when each asset next needs the clock).
 
 A fix older than what an asset has been evaluated up to is late: such an asset is returned in
 ``Outcome.late``, and :meth:`Engine.reevaluate` evaluates it again from a checkpoint of its state
@@ -31,7 +35,8 @@ import numpy as np
 import shapely
 
 import wire
-from cloud.rules import geofence, parking, route
+from cloud.rules import fatigue, geofence, offline, parking, route
+from cloud.rules import speed as overspeed
 from cloud.rules.config import Thresholds, resolve
 from cloud.rules.events import CONDITIONS, Event
 from cloud.rules.objects import ZoneSpec
@@ -92,6 +97,10 @@ class _Geo:
     near: dict[int, list[tuple[int, float]]]
 
 
+#: Zones near which a vessel going silent has gone dark.
+_DARK_KINDS: Final = frozenset({"restricted", "fishing_moratorium"})
+
+
 class _Run:
     """One asset's evaluation: its state, thresholds and the events it emits."""
 
@@ -145,6 +154,12 @@ class _Run:
             parking.advance(
                 state.stop, self.asset_id, until_ms, self.base, self.parked_allowed, self.emit
             )
+        if fatigue.watched(self.base):
+            fatigue.advance(state.fatigue, self.asset_id, until_ms, self.base, self.emit)
+        offline.advance(
+            state.offline, self.asset_id, until_ms, state.last_ms, state.last_speed_kmh,
+            self.in_lot(), self.base, self.emit, self.dark_zones,
+        )  # fmt: skip
         for trip in self.world.trips.get(self.asset_id, ()):
             # A trip whose window ends meanwhile is over, whether the asset sent fixes or not.
             ending = after < trip.spec.end_ms <= until_ms
@@ -185,6 +200,13 @@ class _Run:
         for trip in self.world.trips.get(self.asset_id, ()):
             if trip.id not in state.trips_done and trip.spec.end_ms > state.clock_ms:
                 times.append(trip.spec.end_ms)
+        clocked = [
+            fatigue.due(state.fatigue, self.base) if fatigue.watched(self.base) else None,
+            offline.due(
+                state.offline, state.last_ms, state.last_speed_kmh, self.in_lot(), self.base
+            ),
+        ]
+        times += [t for t in clocked if t is not None]
         future = [t for t in times if t > state.clock_ms]
         return min(future) if future else None
 
@@ -213,11 +235,15 @@ class _Run:
             state.dropped = {**state.dropped, reason: state.dropped.get(reason, 0) + 1}
             return reason
         self.advance(fix.ts - 1)
-        speed = fix.speed_kmh
-        if speed is None:
-            speed = self.implied_kmh(fix)
+        implied = self.implied_kmh(fix)
+        speed = implied if fix.speed_kmh is None else fix.speed_kmh
         trusted = self.trusted(fix)
         self.lat, self.lon = fix.lat, fix.lon
+        if state.last_ms >= 0:
+            moved_m = _km(state.last_lat, state.last_lon, fix.lat, fix.lon) * 1000
+            offline.on_fix(
+                state.offline, self.asset_id, fix.ts, state.last_ms, moved_m, self.base, self.emit
+            )
         xy = (float(geo.xs[index]), float(geo.ys[index]))
         if trusted:
             self.zones(fix, index, geo)
@@ -226,6 +252,10 @@ class _Run:
                 state.stop, self.asset_id, fix.ts, fix.lat, fix.lon, speed, self.base,
                 self.parked_allowed, self.emit,
             )  # fmt: skip
+        if self.speeding(fix, trusted, implied):
+            speed = implied  # (the distance covered belies the speed reported)
+        if fatigue.watched(self.base):
+            fatigue.on_fix(state.fatigue, self.asset_id, fix.ts, speed, self.base, self.emit)
         self.trip(fix, xy, speed, trusted)
         state.last_ms, state.last_lat, state.last_lon = fix.ts, fix.lat, fix.lon
         state.last_speed_kmh = speed
@@ -270,7 +300,47 @@ class _Run:
         hours = (fix.ts - state.last_ms) / 3_600_000
         return _km(state.last_lat, state.last_lon, fix.lat, fix.lon) / hours
 
+    # -- speed ------------------------------------------------------------------------------
+
+    def speeding(self, fix: wire.Fix, trusted: bool, implied_kmh: float) -> bool:
+        """Judge a trusted fix's reported speed against the limit in force; return whether the
+        distance from the previous fix contradicts a speed over it (not judged: counted as
+        ``speed_contradicted``)."""
+        state, reported = self.state, fix.speed_kmh
+        if reported is None or not trusted:
+            return False
+        limit = overspeed.limit_at(self.base, fix.ts, self.speed_zones(fix.ts))
+        gap_s = (fix.ts - state.last_ms) / 1000 if state.last_ms >= 0 else 0.0
+        over = 0 < limit < reported
+        if over and overspeed.contradicted(reported, implied_kmh, gap_s, self.base):
+            reason = "speed_contradicted"
+            state.dropped = {**state.dropped, reason: state.dropped.get(reason, 0) + 1}
+            return True
+        overspeed.on_fix(state.speed, self.asset_id, fix.ts, reported, limit, self.base, self.emit)
+        return False
+
+    def speed_zones(self, ts_ms: int) -> list[tuple[str, Thresholds, bool]]:
+        """The zones confirmed inside and active at ``ts_ms``: (kind, thresholds, whether it
+        posts its own speed limit)."""
+        found = []
+        for zone_id, track in self.state.zones.items():
+            zone = self.world_zone(zone_id, ts_ms)
+            if zone is None or not track.inside or not isinstance(zone.spec, ZoneSpec):
+                continue
+            if zone.spec.windows.active(ts_ms):
+                posts = "speed_limit_kmh" in zone.overrides
+                found.append((zone.spec.zone_kind, self.thresholds_for(zone), posts))
+        return found
+
     # -- zones and lots ---------------------------------------------------------------------
+
+    def in_lot(self) -> bool:
+        """Whether the asset is confirmed inside a lot."""
+        for zone_id, track in self.state.zones.items():
+            zone = self.world_zone(zone_id, self.state.clock_ms)
+            if zone is not None and zone.kind == "lot" and track.inside:
+                return True
+        return False
 
     def world_zone(self, zone_id: str, ts_ms: int) -> ZoneEntry | None:
         return self.engine.version_at(zone_id, ts_ms)
@@ -329,14 +399,32 @@ class _Run:
                 continue  # the fix itself is inside: membership decides
             geofence.passage(zone, state.zones.get(zone.id), fix.ts, self.emit)
 
+    def dark_zones(self, ts_ms: int) -> list[str]:
+        """Restricted and moratorium zones that apply at ``ts_ms``, inside or within
+        ``dark_zone_m`` of the last fix (a vessel going dark there)."""
+        state = self.state
+        xs, ys = self.world.project([state.last_lon], [state.last_lat])
+        point = shapely.points(float(xs[0]), float(ys[0]))
+        hits = self.world.tree.query(point, predicate="dwithin", distance=self.base.dark_zone_m)
+        found = set()
+        for zone_index in hits.tolist():
+            zone = self.world.zones[int(zone_index)]
+            if (
+                isinstance(zone.spec, ZoneSpec)
+                and zone.spec.zone_kind in _DARK_KINDS
+                and zone.valid_at(ts_ms)
+                and zone.spec.windows.active(ts_ms)
+                and zone.applies_to(self.info)
+            ):
+                found.add(zone.id)
+        return sorted(found)
+
     def parked_allowed(self) -> bool:
         """Whether the stop is in a lot (confirmed, or its start position inside one) or in a
         ``no_stop_alert`` zone."""
         state = self.state
-        for zone_id, track in state.zones.items():
-            zone = self.world_zone(zone_id, state.clock_ms)
-            if zone is not None and zone.kind == "lot" and track.inside:
-                return True
+        if self.in_lot():
+            return True
         xs, ys = self.world.project([state.stop.slow_lon], [state.stop.slow_lat])
         point = shapely.points(float(xs[0]), float(ys[0]))
         for zone_index in self.world.tree.query(point, predicate="intersects"):

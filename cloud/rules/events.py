@@ -25,6 +25,12 @@ CONDITIONS: Final = frozenset(
         "parking.outside_lot",
         "parking.max_stay",
         "trip.off_route",
+        "speed.over",
+        "fatigue.continuous",
+        "fatigue.night",
+        "fatigue.daily",
+        "offline.silent",
+        "vessel.dark",
     }
 )
 #: Kinds that happen at one moment and are closed by a person.
@@ -37,6 +43,8 @@ INSTANT: Final = frozenset(
         "trip.wrong_direction",
         "trip.checkpoint_skipped",
         "trip.not_arrived",
+        "fatigue.continuous_warning",
+        "offline.moved",
     }
 )
 
@@ -56,7 +64,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
     @property
     def rule(self) -> str:
-        """``zone``, ``parking`` or ``trip``."""
+        """``zone``, ``parking``, ``trip``, ``speed``, ``fatigue`` or ``offline``."""
         return self.kind.partition(".")[0]
 
     def late(self) -> Event:

@@ -10,7 +10,8 @@ LineString with ``width_m``, its total width):
 
 - ``zone_kind``: ``restricted``, ``school``, ``water_source``, ``chemical_park``,
   ``fishing_moratorium``, ``port``, ``custom`` (default), and two kinds that raise nothing
-  themselves: ``no_stop_alert`` (toll gates, queues: no parking alert inside) and ``expressway``;
+  themselves: ``no_stop_alert`` (toll gates, queues: no parking alert inside), ``expressway``
+  (its speed limit applies inside) and ``bend``, ``slope``, ``narrow`` (school buses: 20 km/h);
 - ``classes``: the asset classes it applies to (default: all);
 - ``trigger``: ``enter``, ``exit``, ``dwell`` (inside longer than ``dwell_s``), ``forbidden``
   (an alert for as long as the asset is inside) or ``none``; default by kind;
@@ -50,7 +51,7 @@ __all__ = [
 
 ZONE_KINDS: Final = (
     "restricted", "school", "water_source", "chemical_park", "fishing_moratorium", "port",
-    "custom", "no_stop_alert", "expressway",
+    "custom", "no_stop_alert", "expressway", "bend", "slope", "narrow",
 )  # fmt: skip
 TRIGGERS: Final = ("enter", "exit", "dwell", "forbidden", "none")
 SEVERITIES: Final = ("info", "warning", "critical")
@@ -64,6 +65,9 @@ DEFAULT_TRIGGER: Final = {
     "custom": "enter",
     "no_stop_alert": "none",
     "expressway": "none",
+    "bend": "none",
+    "slope": "none",
+    "narrow": "none",
 }
 MAX_EPOCH_MS: Final = 32_503_680_000_000
 

@@ -16,7 +16,10 @@ from cloud.rules.events import Event
 __all__ = [
     "AssetState",
     "Episode",
+    "FatigueTrack",
+    "OfflineTrack",
     "Pending",
+    "SpeedTrack",
     "StopTrack",
     "TripTrack",
     "ZoneTrack",
@@ -84,6 +87,54 @@ class TripTrack(msgspec.Struct, array_like=True, omit_defaults=True):
     speed_kmh: float = 0.0
 
 
+class SpeedTrack(msgspec.Struct, array_like=True, omit_defaults=True):
+    """Over the speed limit, and back under it (``speed.over``)."""
+
+    #: first fix of the current run over the limit (-1: none), fixes in it, the newest limit
+    over_since_ms: int = -1
+    over_count: int = 0
+    over_limit_kmh: float = 0.0
+    #: when the open alert opened (-1: none), its maximum, the maximum said, its limit
+    open_ms: int = -1
+    max_kmh: float = 0.0
+    said_kmh: float = 0.0
+    limit_kmh: float = 0.0
+    #: first fix of the current run back under the limit minus the margin, fixes in it
+    under_since_ms: int = -1
+    under_count: int = 0
+
+
+class FatigueTrack(msgspec.Struct, array_like=True, omit_defaults=True):
+    """Driving time: continuous since the last rest, at night, per Beijing day."""
+
+    #: driving counted up to here; a driving fix vouches for driving up to ``driving_until_ms``
+    counted_ms: int = -1
+    driving_until_ms: int = -1
+    #: continuous driving and its part in the night window since the last rest (ms)
+    drive_ms: int = 0
+    night_ms: int = 0
+    #: the current stop's first fix (-1: driving), and whether it is a rest already
+    stop_ms: int = -1
+    rested: bool = False
+    #: the Beijing day counted and its driving (ms)
+    day: int = -1
+    day_ms: int = 0
+    warned: bool = False
+    #: open alerts: when each opened (-1: not open)
+    continuous_ms: int = -1
+    night_open_ms: int = -1
+    daily_ms: int = -1
+
+
+class OfflineTrack(msgspec.Struct, array_like=True, omit_defaults=True):
+    """Silence while moving (``offline.silent``)."""
+
+    #: when the open alert opened (-1: none)
+    open_ms: int = -1
+    #: whether the silence is also a vessel gone dark near a zone (``vessel.dark`` open)
+    dark: bool = False
+
+
 class Episode(msgspec.Struct, array_like=True):
     """A condition that was open from ``open_ms`` (to ``close_ms``), or an instant finding,
     with what was said of it (so a late correction can say it again)."""
@@ -134,6 +185,9 @@ class AssetState(msgspec.Struct, omit_defaults=True):
     checkpoint_ms: int = -1
     #: failed attempts in a row to apply the first event of the outbox
     outbox_failures: int = 0
+    speed: SpeedTrack = msgspec.field(default_factory=SpeedTrack)
+    fatigue: FatigueTrack = msgspec.field(default_factory=FatigueTrack)
+    offline: OfflineTrack = msgspec.field(default_factory=OfflineTrack)
 
 
 _ENCODER: Final = msgspec.msgpack.Encoder()

@@ -20,7 +20,16 @@ from functools import lru_cache
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-__all__ = ["BEIJING", "DAY_MS", "Window", "WindowError", "Windows", "local_day", "local_tod_ms"]
+__all__ = [
+    "BEIJING",
+    "DAY_MS",
+    "Window",
+    "WindowError",
+    "Windows",
+    "day_start_ms",
+    "local_day",
+    "local_tod_ms",
+]
 
 BEIJING: Final = ZoneInfo("Asia/Shanghai")
 DAY_MS: Final = 86_400_000
@@ -54,6 +63,11 @@ def local_tod_ms(ts_ms: int) -> int:
 def local_day(ts_ms: int) -> int:
     """The Beijing calendar day, as days since 1970-01-01 (for daily totals)."""
     return _local_ms(ts_ms) // DAY_MS
+
+
+def day_start_ms(day: int) -> int:
+    """UTC epoch ms of the Beijing midnight that starts ``day`` (see :func:`local_day`)."""
+    return day * DAY_MS - _offset_ms(day - 1)  # (that midnight is 16:00 UTC the day before)
 
 
 def _date_ms(year: int, month: int, day: int, minute: int) -> int:

@@ -25,6 +25,7 @@ from cloud.models import Asset, GeoObject
 from cloud.rules.config import RulesConfig, Thresholds, resolve
 from cloud.rules.geometry import LocalProjection
 from cloud.rules.objects import LotSpec, RouteSpec, TripSpec, ZoneSpec, read
+from cloud.rules.vessels import with_moratorium_defaults
 
 __all__ = ["AssetInfo", "RouteEntry", "TripEntry", "World", "ZoneEntry"]
 
@@ -148,8 +149,11 @@ class World:
         *,
         config: RulesConfig | None = None,
         label: str = "",
+        fishing: Iterable[str] = (),
     ) -> World:
-        """A snapshot from the stored geo objects and the registered assets.
+        """A snapshot from the stored geo objects and the registered assets; ``fishing``: AIS
+        targets nobody registered that fish (:func:`cloud.rules.vessels.ais_fishing`), which
+        the rules then take as fishing vessels of no enterprise.
 
         Zones and lots may come in several versions of one id (each applies from its
         ``effective_from_ms``, or when it was stored, until the next one; and only within its
@@ -160,7 +164,8 @@ class World:
         """
         objects = list(objects)
         projection = _projection_for(objects)
-        infos = {a.id: AssetInfo(a.enterprise_id, a.asset_class) for a in assets}
+        infos = {mmsi: AssetInfo(None, "fishing_vessel") for mmsi in fishing}
+        infos.update({a.id: AssetInfo(a.enterprise_id, a.asset_class) for a in assets})
         zones = _zone_entries(objects, projection)
         newest: dict[str, GeoObject] = {}
         for obj in objects:
@@ -295,6 +300,8 @@ def _zone_entries(objects: Sequence[GeoObject], projection: LocalProjection) -> 
             default_from = obj.updated_ms or 0
             spec = read(obj.kind, obj.properties, obj.geometry, default_from_ms=default_from)
             assert isinstance(spec, ZoneSpec | LotSpec)
+            if isinstance(spec, ZoneSpec):
+                spec = with_moratorium_defaults(spec, obj.properties, obj.geometry)
             start = spec.effective_from_ms if isinstance(spec, ZoneSpec) else default_from
             specs.append((start, obj.version, obj, spec))
         specs.sort(key=lambda s: (s[0], s[1]))

@@ -484,8 +484,12 @@ def test_dwell_counts_time_inside_while_the_zone_applies(
 def test_the_clock_is_due_when_a_dwell_in_a_window_is() -> None:
     night = zone("z", BOX, trigger="dwell", windows=[{"daily": "22:00-06:00"}])
     fixes = east([(NINE_PM, 100), (NINE_PM + 30, 100)])  # at 30 km/h: no stop due
-    outcome = Engine(world(night)).evaluate({"truck": fixes}, {}, now_ms=fixes[-1].ts)
-    assert outcome.due["truck"] == T0 + int((TEN_PM + 600) * 1000)
+    engine = Engine(world(night))
+    outcome = engine.evaluate({"truck": fixes}, {}, now_ms=fixes[-1].ts)
+    silent = fixes[-1].ts + 600_001  # last seen moving: a silence is due first (offline)
+    assert outcome.due["truck"] == silent
+    later = engine.tick(outcome.states, until_ms=silent)
+    assert later.due["truck"] == T0 + int((TEN_PM + 600) * 1000)
 
 
 def test_a_night_enter_zone_reports_entries_only_at_night() -> None:

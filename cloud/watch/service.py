@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -48,12 +49,16 @@ from cloud.rules.engine import Engine, Outcome, base_for_late
 from cloud.rules.events import Event, alert_key
 from cloud.rules.objects import ZoneSpec
 from cloud.rules.state import AssetState, decode_state, encode_state
+from cloud.rules.vessels import ais_fishing
 from cloud.rules.world import World
 from cloud.watch.twins import TwinWatch
 
 __all__ = ["RuleService"]
 
 log = logging.getLogger(__name__)
+#: How often AIS static data is looked at for targets that fish (seconds).
+_FISHING_CHECK_S: Final = 300.0
+
 #: Failed applications of one finding before it is dropped (a minute of clock steps and more).
 _APPLY_ATTEMPTS: Final = 20
 _ATTEMPTS: Final = 16
@@ -101,6 +106,8 @@ class RuleService:
         self.counters: collections.Counter[str] = collections.Counter()
         self._world_version: int | None = None
         self._world_checked = -float("inf")
+        self._fishing_checked = -float("inf")
+        self._fishing: set[str] = set()
         self._world_lock = asyncio.Lock()
         self._owner = uuid.uuid4().hex
         self._last_tick_ms = -1
@@ -130,7 +137,14 @@ class RuleService:
         self._world_checked = now
         async with self._world_lock:
             version = await self.live.registry_version()
-            if not force and version == self._world_version:
+            same = not force and version == self._world_version
+            # AIS static data is no registry change: whether a target fishes is looked at
+            # every few minutes, and a change rebuilds the world too.
+            if same and now - self._fishing_checked < _FISHING_CHECK_S:
+                return False
+            fishing = ais_fishing(await self.store.vessels(None))
+            self._fishing_checked = now
+            if same and fishing == self._fishing:
                 return False
             current = await self.store.list_geo(None, None)
             history = await self.store.geo_history(("zone", "lot"))
@@ -138,14 +152,18 @@ class RuleService:
             objects = [o for o in current if o.kind in ("route", "trip")] + history
             try:
                 world = await asyncio.to_thread(
-                    World.build, objects, assets, config=self.config, label=str(version)
-                )
+                    functools.partial(
+                        World.build, objects, assets, config=self.config, label=str(version),
+                        fishing=fishing,
+                    )
+                )  # fmt: skip
             except Exception:
                 self.counters["world_error"] += 1
                 log.exception("rules: the world could not be built; keeping the previous one")
                 return False
             self.engine = Engine(world)  # one assignment: a round sees one world or the other
             self._world_version = version
+            self._fishing = fishing
             self.counters["world_builds"] += 1
             log.info(
                 "rules: world %s with %d zones and lots, %d routes, %d assets with trips",
@@ -390,6 +408,8 @@ class RuleService:
     def _level(self, event: Event) -> str:
         if event.rule == "zone":
             return self._severities().get(event.ref, "warning")
+        if event.kind == "vessel.dark":
+            return "critical"  # a boat that switched off its terminal beside a closed sea
         return "warning"
 
     def _severities(self) -> dict[str, str]:
@@ -517,6 +537,14 @@ def _message(event: Event) -> str:
         "trip.checkpoint_skipped": "skipped a checkpoint",
         "trip.early_start": "started its trip before the approved window",
         "trip.not_arrived": "did not arrive by the end of its window",
+        "speed.over": "over the speed limit",
+        "fatigue.continuous": "driving too long without a rest",
+        "fatigue.continuous_warning": "close to its continuous-driving limit",
+        "fatigue.night": "driving too long at night without a rest",
+        "fatigue.daily": "over its driving time for the day",
+        "offline.silent": "silent for too long",
+        "offline.moved": "moved while offline",
+        "vessel.dark": "went dark near a restricted or moratorium zone",
     }
     late = " (found in late data)" if "late" in event.flags else ""
     where = "" if event.ref == event.asset else f": {event.ref}"

@@ -13,6 +13,9 @@ call and encoded after it. Printed per batch size, medians of several runs:
 - codec: decoding and encoding the batch's states (the service's Redis round trip, less Redis);
 - with codec: fixes/s of the two together.
 
+Also the cost of the Rules II families (speed, fatigue, offline): the same fixes through the
+same world with them switched off, as a ratio.
+
 Baseline, in the same run: zone membership without the index, each fix tested against every
 zone with ``shapely.contains_xy`` (prepared shapes), on a subset of the fixes; the engine's own
 membership step (``World.near`` + the exact test) on the same fixes; the ratios, and whether the
@@ -43,11 +46,18 @@ import rules_world
 import shapely
 
 import wire
+from cloud.rules.config import RulesConfig
 from cloud.rules.engine import Engine
 from cloud.rules.state import decode_state, encode_state
 from cloud.rules.world import World
 
 AIM_FIXES_S = 100_000
+#: Thresholds that switch the Rules II families off (the Rules I baseline).
+RULES_I_ONLY = {
+    "speed_limit_kmh": 0, "speed_limit_expressway_kmh": 0, "speed_limit_hazard_kmh": 0,
+    "fatigue_continuous_s": 0, "fatigue_night_s": 0, "fatigue_daily_s": 0, "offline_s": 0,
+    "offline_moved_gap_s": 1e9, "dark_zone_m": 0,
+}  # fmt: skip
 WARM_S = 60.0
 
 
@@ -240,6 +250,18 @@ def main(argv: list[str]) -> int:
     events = sum(last.events.values())
     common = ", ".join(f"{kind} {n:,}" for kind, n in last.events.most_common(6))
     print(f"events per run: {events:,} ({common}); dropped {dict(last.dropped)}; late {last.late}")
+
+    # The cost of Rules II (speed, fatigue, offline) in the same run: the same world with them
+    # switched off, batches of 1,000.
+    rules_one = World.build(
+        province.objects, province.assets, config=RulesConfig.from_mapping(RULES_I_ONLY)
+    )
+    one = [feed(Engine(rules_one), timed, 1_000, dict(warm)) for _ in range(runs)]
+    one_rate = statistics.median(len(timed) / p.engine_s for p in one)
+    print(
+        f"Rules I only (speed, fatigue, offline off), batches of 1,000: {one_rate:,.0f} fixes/s; "
+        f"the full rule set costs {one_rate / rates[1_000]:.2f}x"
+    )
 
     naive = membership(world, timed[: plan.baseline_fixes])
     mid = plan.batches[len(plan.batches) // 2]

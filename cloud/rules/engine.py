@@ -95,6 +95,19 @@ class _Geo:
     xs: np.ndarray[Any, np.dtype[np.float64]]
     ys: np.ndarray[Any, np.dtype[np.float64]]
     near: dict[int, list[tuple[int, float]]]
+    #: per fix index: the segment from the last trusted fix the batch expects before it (its
+    #: time) and the zones that segment crosses, found for the whole batch at once; used when
+    #: the run finds the same last trusted fix (else it asks the index itself)
+    segments: dict[int, tuple[int, list[int]]] = field(default_factory=dict)
+
+
+def _trusted(fix: wire.Fix, base: Thresholds) -> bool:
+    """Whether a fix may open or close conditions (RULES.md: low quality moves the map only)."""
+    if fix.quality != "good":
+        return False
+    if fix.hdop is not None and fix.hdop > base.hdop_max:
+        return False
+    return fix.sats is None or fix.sats >= base.min_sats
 
 
 #: Zones near which a vessel going silent has gone dark.
@@ -286,12 +299,7 @@ class _Run:
         return None
 
     def trusted(self, fix: wire.Fix) -> bool:
-        base = self.base
-        if fix.quality != "good":
-            return False
-        if fix.hdop is not None and fix.hdop > base.hdop_max:
-            return False
-        return fix.sats is None or fix.sats >= base.min_sats
+        return _trusted(fix, self.base)
 
     def implied_kmh(self, fix: wire.Fix) -> float:
         state = self.state
@@ -387,11 +395,16 @@ class _Run:
         state, base = self.state, self.base
         if state.trusted_ms < 0 or fix.ts - state.trusted_ms > base.segment_max_s * 1000:
             return
-        x1, y1 = float(geo.xs[index]), float(geo.ys[index])
-        x0, y0 = self.world.project([state.trusted_lon], [state.trusted_lat])
-        if math.hypot(x1 - float(x0[0]), y1 - float(y0[0])) <= 2 * self.world.reach_m:
-            return  # so short that the ends, near any zone it crossed, decide
-        for zone_index in self.world.crossed(float(x0[0]), float(y0[0]), x1, y1):
+        expected = geo.segments.get(index)
+        if expected is not None and expected[0] == state.trusted_ms:
+            crossed = expected[1]
+        else:
+            x1, y1 = float(geo.xs[index]), float(geo.ys[index])
+            x0, y0 = self.world.project([state.trusted_lon], [state.trusted_lat])
+            if math.hypot(x1 - float(x0[0]), y1 - float(y0[0])) <= 2 * self.world.reach_m:
+                return  # so short that the ends, near any zone it crossed, decide
+            crossed = sorted(self.world.crossed(float(x0[0]), float(y0[0]), x1, y1))
+        for zone_index in crossed:
             zone = self.world.zones[zone_index]
             if zone.kind != "zone" or not zone.valid_at(fix.ts) or not zone.applies_to(self.info):
                 continue
@@ -525,14 +538,58 @@ class Engine:
         fix_idx, zone_idx = self.world.near(xs, ys)
         near: dict[int, list[tuple[int, float]]] = {}
         if len(fix_idx):
-            shapes = np.array([z.shape for z in self.world.zones], dtype=object)[zone_idx]
+            shapes = self.world.shapes[zone_idx]
             inside = shapely.contains_xy(shapes, xs[fix_idx], ys[fix_idx])
-            boundaries = np.array([z.boundary for z in self.world.zones], dtype=object)[zone_idx]
+            boundaries = self.world.boundaries[zone_idx]
             dist = shapely.distance(boundaries, shapely.points(xs[fix_idx], ys[fix_idx]))
             depth = np.where(inside, dist, -dist)
             for f, z, d in zip(fix_idx.tolist(), zone_idx.tolist(), depth.tolist(), strict=True):
                 near.setdefault(f, []).append((z, d))
         return _Geo(xs=xs, ys=ys, near=near)
+
+    def _segments(
+        self,
+        geo: _Geo,
+        ordered: Sequence[tuple[str, Sequence[wire.Fix]]],
+        states: Mapping[str, AssetState],
+    ) -> dict[int, tuple[int, list[int]]]:
+        """The segments the batch's fixes will test for crossings (see :meth:`_Run.passages`),
+        as expected before the run: from each asset's last trusted fix, then from each of its
+        trusted fixes of the batch; projected, length-checked and queried all at once."""
+        world = self.world
+        index = 0
+        found: list[tuple[int, int, float, float]] = []  # fix index, start ts, lon, lat
+        for asset_id, mine in ordered:
+            base = world.thresholds(world.asset(asset_id).asset_class)
+            span_ms = base.segment_max_s * 1000
+            state = states.get(asset_id)
+            start = None
+            if state is not None and state.trusted_ms >= 0:
+                start = (state.trusted_ms, state.trusted_lon, state.trusted_lat)
+            for fix in mine:
+                if start is not None and 0 < fix.ts - start[0] <= span_ms:
+                    found.append((index, *start))
+                if _trusted(fix, base):
+                    start = (fix.ts, fix.lon, fix.lat)
+                index += 1
+        if not found:
+            return {}
+        at = np.fromiter((f[0] for f in found), np.intp, len(found))
+        x0, y0 = world.project([f[2] for f in found], [f[3] for f in found])
+        x1, y1 = geo.xs[at], geo.ys[at]
+        segments: dict[int, tuple[int, list[int]]] = {f[0]: (f[1], []) for f in found}
+        long = np.flatnonzero(np.hypot(x1 - x0, y1 - y0) > 2 * world.reach_m)
+        if len(long) and world.zones:
+            ends = np.stack(
+                [np.column_stack([x0[long], y0[long]]), np.column_stack([x1[long], y1[long]])],
+                axis=1,
+            )
+            hits = world.tree.query(shapely.linestrings(ends), predicate="intersects")
+            for segment, zone_index in zip(hits[0].tolist(), hits[1].tolist(), strict=True):
+                segments[int(at[long[segment]])][1].append(zone_index)
+            for _, crossed in segments.values():
+                crossed.sort()
+        return segments
 
     def evaluate(
         self,
@@ -557,6 +614,8 @@ class Engine:
             ordered.append((asset_id, mine))
         flat = [fix for _, mine in ordered for fix in mine]
         geo = self._geometry(flat) if flat else _Geo(np.empty(0), np.empty(0), {})
+        if flat:
+            geo.segments = self._segments(geo, ordered, states)
         index = 0
         for asset_id, mine in ordered:
             state = copy_state(states.get(asset_id) or AssetState())

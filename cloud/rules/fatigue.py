@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 from cloud.rules.config import Thresholds
 from cloud.rules.geofence import Emit
-from cloud.rules.speed import night
+from cloud.rules.speed import night, night_window
 from cloud.rules.state import FatigueTrack
 from cloud.rules.windows import Window, day_start_ms, local_day
 
@@ -134,6 +134,12 @@ def _piece(
     th: Thresholds,
     emit: Emit,
 ) -> None:
+    if not _crosses(track, length, in_night, th):  # most pieces: nothing but counting
+        track.drive_ms += length
+        track.day_ms += length
+        if in_night:
+            track.night_ms += length
+        return
     found: list[tuple[int, int, Callable[[int], None]]] = []
     limits = _limits(track, th)
     actions: list[Callable[[int], None]] = [
@@ -156,6 +162,35 @@ def _piece(
     track.day_ms += length
     if in_night:
         track.night_ms += length
+
+
+def _crosses(track: FatigueTrack, length: int, in_night: bool, th: Thresholds) -> bool:
+    """Whether any count not over its limit yet goes over it within a piece of ``length``
+    (what :func:`_piece` finds in full, cheaply: the same conditions as :func:`_limits`)."""
+    continuous_ms = int(th.fatigue_continuous_s * 1000)
+    if th.fatigue_continuous_s > 0:
+        warn_s = th.fatigue_continuous_s - th.fatigue_warning_s
+        if (
+            not track.warned
+            and th.fatigue_warning_s > 0
+            and warn_s > 0
+            and track.drive_ms + length > int(warn_s * 1000)
+        ):
+            return True
+        if track.continuous_ms < 0 and track.drive_ms + length > continuous_ms:
+            return True
+    if (
+        in_night
+        and th.fatigue_night_s > 0
+        and track.night_open_ms < 0
+        and track.night_ms + length > int(th.fatigue_night_s * 1000)
+    ):
+        return True
+    return (
+        th.fatigue_daily_s > 0
+        and track.daily_ms < 0
+        and track.day_ms + length > int(th.fatigue_daily_s * 1000)
+    )
 
 
 def _warn(track: FatigueTrack, asset_id: str, ts_ms: int, th: Thresholds, emit: Emit) -> None:
@@ -208,5 +243,4 @@ def _roll(track: FatigueTrack, asset_id: str, at_ms: int, emit: Emit) -> None:
 
 
 def _night_window(th: Thresholds) -> Window | None:
-    start, end = int(th.night_start_h * 60), int(th.night_end_h * 60)
-    return None if start == end else Window(daily=True, start_min=start, end_min=end)
+    return night_window(th.night_start_h, th.night_end_h)

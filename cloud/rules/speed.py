@@ -33,6 +33,7 @@ later fix does not judge it again).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Final
 
@@ -49,11 +50,15 @@ HAZARD_KINDS: Final = frozenset({"bend", "slope", "narrow"})
 
 def night(thresholds: Thresholds, ts_ms: int) -> bool:
     """Whether ``ts_ms`` lies in the night window (Beijing time)."""
-    start = int(thresholds.night_start_h * 60)
-    end = int(thresholds.night_end_h * 60)
-    if start == end:
-        return False
-    return Window(daily=True, start_min=start, end_min=end).active(ts_ms)
+    window = night_window(thresholds.night_start_h, thresholds.night_end_h)
+    return window is not None and window.active(ts_ms)
+
+
+@functools.lru_cache(maxsize=64)
+def night_window(start_h: float, end_h: float) -> Window | None:
+    """The daily night window from ``start_h`` to ``end_h`` (``None``: empty), made once."""
+    start, end = int(start_h * 60), int(end_h * 60)
+    return None if start == end else Window(daily=True, start_min=start, end_min=end)
 
 
 def limit_at(base: Thresholds, ts_ms: int, zones: Iterable[tuple[str, Thresholds, bool]]) -> float:

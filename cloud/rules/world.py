@@ -249,6 +249,16 @@ class World:
         return found
 
     @cached_property
+    def shapes(self) -> npt.NDArray[np.object_]:
+        """Every zone's and lot's shape, by index (for vectorized tests)."""
+        return np.array([z.shape for z in self.zones], dtype=object)
+
+    @cached_property
+    def boundaries(self) -> npt.NDArray[np.object_]:
+        """Every zone's and lot's boundary, by index."""
+        return np.array([z.boundary for z in self.zones], dtype=object)
+
+    @cached_property
     def lots(self) -> list[ZoneEntry]:
         return [z for z in self.zones if z.kind == "lot"]
 

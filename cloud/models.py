@@ -120,12 +120,33 @@ class Site(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Limits(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Alarm limits of a point (LL < L < H < HH); ``None`` means not set."""
+    """Alarm limits of a point (LL < L < H < HH) and how the cloud watches it; ``None`` means
+    not set (the ``[sites]`` configuration's default applies, see :mod:`cloud.sites`).
+
+    Attributes:
+        deadband: hysteresis of the levels, in the point's unit.
+        delay_s: a level raises only after holding this long.
+        kind: ``gas``, ``toxic``, ``oxygen``, ``level``, ``pressure``, ``temperature``, ``flow``
+            or ``other`` (default: told by the unit, then by the tag: ``LT``, ``PT``, ``TT``).
+        poll_s: the point's poll period (stale after ``stale_factor`` times it).
+        frozen_s: longest the value may stay the same (``0``: never frozen).
+        span_lo: low end of the measuring range (rate of rise is a share of the span).
+        span_hi: high end of the measuring range.
+        rate_pct_per_min: highest rate of rise, % of the span per minute (``0``: not watched).
+    """
 
     ll: float | None = None
     l: float | None = None  # noqa: E741 - the standard name of the low limit
     h: float | None = None
     hh: float | None = None
+    deadband: float | None = None
+    delay_s: float | None = None
+    kind: str | None = None
+    poll_s: float | None = None
+    frozen_s: float | None = None
+    span_lo: float | None = None
+    span_hi: float | None = None
+    rate_pct_per_min: float | None = None
 
 
 class Point(msgspec.Struct, frozen=True, kw_only=True):

@@ -20,7 +20,8 @@ TOML and JSON files hold arrays named after the kinds::
     limits = { h = 8.5, hh = 9.2 }
 
 A CSV file holds one kind, named by its file name (``assets.csv``) or the ``kind`` argument,
-with a header row of field names; empty cells are "not set"; points take ``ll,l,h,hh`` columns.
+with a header row of field names; empty cells are "not set"; points take ``ll,l,h,hh`` columns
+and the other fields of :class:`cloud.models.Limits` (``deadband``, ``poll_s``, ``span_lo``...).
 
 Parsing is pure (:func:`parse_registry`); every error names the file, the entry and the field.
 """
@@ -60,7 +61,10 @@ _TYPES: Final[dict[str, type[msgspec.Struct]]] = {
     "sites": Site,
     "points": Point,
 }
-_LIMITS: Final = ("ll", "l", "h", "hh")
+_LIMITS: Final = (
+    "ll", "l", "h", "hh", "deadband", "delay_s", "kind", "poll_s", "frozen_s", "span_lo",
+    "span_hi", "rate_pct_per_min",
+)  # fmt: skip
 _AT_RE: Final = re.compile(r" - at `\$([^`]*)`$")
 _MISSING_RE: Final = re.compile(r"missing required field `([^`]*)`")
 

@@ -22,6 +22,7 @@ from cloud.config import CloudSettings
 from cloud.coords import Crs
 from cloud.ingest import Ingest
 from cloud.live import LiveState
+from cloud.sites import SiteWatch
 from cloud.watch import RuleService
 
 __all__ = [
@@ -200,6 +201,7 @@ class Services:
         alerts: the alert lifecycle (acknowledge, close); made from store and live if None.
         ingest: the MQTT ingest, when this app runs one (its counters).
         rules: the rule service (its world, the rule states it keeps).
+        sites: the site watch (told at once when a point changes).
         clock_ms: the clock (a parameter so tests can fix it).
         live_keepalive_s: quiet time after which a live stream sends a keep-alive and checks
             its key again.
@@ -212,6 +214,7 @@ class Services:
     alerts: AlertService | None = None
     ingest: Ingest | None = None
     rules: RuleService | None = None
+    sites: SiteWatch | None = None
     clock_ms: Callable[[], int] = wall_clock_ms
     live_keepalive_s: float = 15.0
     counters: dict[str, int] = field(default_factory=dict)

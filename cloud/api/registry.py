@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from fastapi import APIRouter, HTTPException, Path, Query, status
@@ -97,6 +97,28 @@ class PointIn(Body):
     l: float | None = None  # noqa: E741 - the standard name of the low limit
     h: float | None = None
     hh: float | None = None
+    # how the cloud watches it (cloud.sites; unset: the [sites] configuration's default)
+    deadband: float | None = Field(default=None, ge=0)
+    delay_s: float | None = Field(default=None, ge=0, le=86_400)
+    kind: (
+        Literal["gas", "toxic", "oxygen", "level", "pressure", "temperature", "flow", "other"]
+        | None
+    ) = None
+    poll_s: float | None = Field(default=None, gt=0, le=86_400)
+    frozen_s: float | None = Field(default=None, ge=0, le=30 * 86_400)
+    span_lo: float | None = None
+    span_hi: float | None = None
+    rate_pct_per_min: float | None = Field(default=None, ge=0, le=10_000)
+
+    @model_validator(mode="after")
+    def _span(self) -> PointIn:
+        if (
+            self.span_lo is not None
+            and self.span_hi is not None
+            and not self.span_lo < self.span_hi
+        ):
+            raise ValueError(f"span_lo={self.span_lo} is not below span_hi={self.span_hi}")
+        return self
 
     @model_validator(mode="after")
     def _ordered(self) -> PointIn:
@@ -549,9 +571,13 @@ async def put_point(
 ) -> JsonResponse:
     """Create or replace a point of a site in scope."""
     await _site(services, scope, site_id)
-    limits = Limits(ll=body.ll, l=body.l, h=body.h, hh=body.hh)
+    limits = Limits(**body.model_dump(exclude={"unit"}))
     point = Point(site_id=site_id, tag=tag, unit=body.unit, limits=limits)
     await _put(services.store.put_point(point))
+    if services.sites is not None:
+        services.sites.forget_site(
+            site_id
+        )  # this worker at once; the others within their cache's TTL
     return JsonResponse(point)
 
 

@@ -331,6 +331,14 @@ class Limits(_Out):
     l: float = _omitted()  # noqa: E741 - the standard name of the low limit
     h: float = _omitted()
     hh: float = _omitted()
+    deadband: float = _omitted()
+    delay_s: float = _omitted()
+    kind: str = _omitted()
+    poll_s: float = _omitted()
+    frozen_s: float = _omitted()
+    span_lo: float = _omitted()
+    span_hi: float = _omitted()
+    rate_pct_per_min: float = _omitted()
 
 
 class SitePoint(_Out):

@@ -165,6 +165,16 @@ async def test_sites_points_readings(world: World) -> None:
     )
     assert crossed.status_code == 422
     assert "limits must increase: h=2.0 is not below hh=1.0" in crossed.text
+    # how the cloud watches a point is kept and shown (cloud/sites)
+    watched = {"unit": "MPa", "h": 1.6, "kind": "pressure", "poll_s": 5, "frozen_s": 3600,
+               "span_lo": 0, "span_hi": 2.5, "rate_pct_per_min": 10, "deadband": 0.02}  # fmt: skip
+    put = await world.send("PUT", "disp-jy", "/sites/site-jy/points/PT02", watched)
+    assert put.status_code == 200
+    points = (await world.get("disp-jy", "/sites/site-jy/points")).json()
+    assert points[1]["limits"] == {k: v for k, v in watched.items() if k != "unit"}
+    for bad in ({"kind": "magic"}, {"poll_s": 0}, {"span_lo": 3, "span_hi": 1}):
+        refused = await world.send("PUT", "disp-jy", "/sites/site-jy/points/PT04", bad)
+        assert refused.status_code == 422, bad
     too_long = await world.send("PUT", "disp-jy", "/sites/site-jy/points/" + "x" * 200, {})
     assert too_long.status_code == 422
     readings = (await world.get("disp-jy", "/sites/site-jy/points/LT01/readings", **WINDOW)).json()

@@ -25,6 +25,14 @@ raises :class:`ConfigError` naming the file, the dotted key and the reason. Exam
 
     [retention]
     positions_days = 183
+
+    [sites]
+    stale_factor = 3                          # stale after 3 poll periods without a reading
+    rate_pct_per_min = 5                      # rate of rise of level and pressure, % span/min
+
+    [notify]
+    sms_url = "https://sms.example.cn/send"   # empty: no SMS; smtp_host likewise for e-mail
+    expiry_s = 86400                          # retried with backoff until then
 """
 
 from __future__ import annotations
@@ -37,7 +45,10 @@ from typing import Any, Final
 
 import wire
 from cloud.api.security import checked_tile_sources
+from cloud.notify.config import NUMBER_CHECKS as NOTIFY_NUMBER_CHECKS
+from cloud.notify.config import NotifySettings
 from cloud.rules.config import RulesConfig, RulesConfigError
+from cloud.sites.config import SitesConfig
 
 __all__ = [
     "CloudSettings",
@@ -163,6 +174,10 @@ class CloudSettings:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     #: rule thresholds: ``[rules]`` for every class, ``[rules.classes.<class>]`` per class
     rules: RulesConfig = field(default_factory=RulesConfig)
+    #: the cloud's checks of site readings (cloud/sites/config.py documents every key)
+    sites: SitesConfig = field(default_factory=SitesConfig)
+    #: how alerts reach people (cloud/notify/config.py documents every key)
+    notify: NotifySettings = field(default_factory=NotifySettings)
     source: str | None = None
 
 
@@ -172,6 +187,8 @@ _SECTIONS: Final[dict[str, type[Any]]] = {
     "mqtt": MqttSettings,
     "http": HttpSettings,
     "retention": RetentionSettings,
+    "sites": SitesConfig,
+    "notify": NotifySettings,
 }
 _NUMBER_CHECKS: Final[dict[str, tuple[float, float]]] = {
     "mqtt.port": (1, 65535),
@@ -181,6 +198,16 @@ _NUMBER_CHECKS: Final[dict[str, tuple[float, float]]] = {
     "retention.alerts_days": (1, 36500),
     "retention.readings_days": (1, 36500),
     "retention.interval_s": (1, 86400 * 7),
+    "sites.timer_period_s": (0.1, 3600),
+    "sites.points_ttl_s": (0, 86400),
+    "sites.poll_s": (0.01, 86400),
+    "sites.stale_factor": (1, 10_000),
+    "sites.deadband_pct": (0, 100),
+    "sites.delay_s": (0, 86400),
+    "sites.rate_pct_per_min": (0, 10_000),
+    "sites.rate_window_s": (1, 86400),
+    "sites.rate_clear_ratio": (0, 1),
+    **NOTIFY_NUMBER_CHECKS,
 }
 
 

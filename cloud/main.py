@@ -29,6 +29,9 @@ from cloud.archive import Store
 from cloud.config import CloudSettings, MqttSettings
 from cloud.ingest import Ingest, Spill, Step, serve
 from cloud.live import LiveState, MemoryLiveState, RedisLiveState
+from cloud.notify.channels import channels_from_settings
+from cloud.notify.dispatch import Dispatcher
+from cloud.sites import SiteWatch
 from cloud.watch import RuleService
 
 __all__ = ["API_PREFIX", "create_app", "mqtt_tls_context", "open_live_state"]
@@ -112,6 +115,7 @@ def create_app(
     clock_ms: Callable[[], int] = wall_clock_ms,
     live_keepalive_s: float = 15.0,
     run_rules_clock: bool = True,
+    run_notify: bool | None = None,
 ) -> FastAPI:
     """The cloud API app.
 
@@ -124,8 +128,10 @@ def create_app(
         run_retention: run the periodic retention job.
         clock_ms: the clock (UTC epoch ms) used for alert handling and retention.
         live_keepalive_s: keep-alive interval of live streams (each also re-checks the key).
-        run_rules_clock: run the rules' clock (windows, stops, trips ending), one worker at a
-            time.
+        run_rules_clock: run the rules' clock (windows, stops, trips ending) and the site
+            watch's (stale points), each one worker at a time.
+        run_notify: run the notification outbox's dispatcher (default:
+            ``settings.notify.enabled``; any number of workers may).
     """
     settings = settings or CloudSettings()
     ingest_on = settings.mqtt.enabled if run_ingest is None else run_ingest
@@ -153,12 +159,30 @@ def create_app(
             )  # fmt: skip
             app.state.services = services
             tasks: list[asyncio.Task[None]] = []
+            round_steps = steps
+            if settings.sites.enabled:
+                sites = SiteWatch(
+                    store=archive, live=state, alerts=alerts, config=settings.sites, clock=clock_ms
+                )
+                app.state.sites = services.sites = sites
+                round_steps = (*steps, sites.step)
+                if run_rules_clock:
+                    tasks.append(asyncio.create_task(sites.run_timer(), name="sites-clock"))
             if run_rules_clock:
                 tasks.append(asyncio.create_task(rules.run_timer(), name="rules-clock"))
             if ingest_on:
-                tasks.append(asyncio.create_task(_ingest_task(services, steps), name="ingest"))
+                ingest_task = _ingest_task(services, round_steps)
+                tasks.append(asyncio.create_task(ingest_task, name="ingest"))
             if run_retention:
                 tasks.append(asyncio.create_task(_retention_loop(services), name="retention"))
+            if settings.notify.enabled if run_notify is None else run_notify:
+                notify = Dispatcher(
+                    store=archive, channels=channels_from_settings(settings.notify),
+                    settings=settings.notify, clock_ms=clock_ms, alerts=alerts,
+                )  # fmt: skip
+                stack.push_async_callback(notify.aclose)
+                app.state.notify = notify
+                tasks.append(asyncio.create_task(notify.run(), name="notify"))
             try:
                 yield
             finally:

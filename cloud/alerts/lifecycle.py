@@ -26,6 +26,7 @@ __all__ = [
     "InvalidTransitionError",
     "alarm_key",
     "new_alert",
+    "sensor_key",
     "transition",
 ]
 
@@ -38,6 +39,15 @@ class InvalidTransitionError(ValueError):
     """The action is not allowed in the alert's state (closing a closed alert...)."""
 
 
+def sensor_key(site: str, point: str, condition: str) -> str:
+    """The condition key of a site point: ``sensor:<site>:<point>:<condition>``.
+
+    The edge's threshold alarms and the cloud's own checks of readings (:mod:`cloud.sites`)
+    share it: a level (``H``...) raised by either is one alert, never two.
+    """
+    return f"sensor:{site}:{point}:{condition}"
+
+
 def alarm_key(alarm: wire.Alarm, gateway_id: str) -> str:
     """The condition key of an edge alarm.
 
@@ -45,7 +55,7 @@ def alarm_key(alarm: wire.Alarm, gateway_id: str) -> str:
     gateway that goes offline is its own condition: one returning must not close the others).
     """
     if alarm.point is not None:
-        return f"sensor:{alarm.site or gateway_id}:{alarm.point}:{alarm.level}"
+        return sensor_key(alarm.site or gateway_id, alarm.point, alarm.level)
     if alarm.asset is not None:
         return f"asset:{alarm.asset}:{alarm.code or alarm.level}"
     if alarm.device is not None:
@@ -126,6 +136,17 @@ def transition(
     event = AlertEvent(ts_ms=now_ms, action=action, by=by, comment=comment, data=changes or {})
     updated = msgspec.structs.replace(alert, **fields)
     return msgspec.structs.replace(updated, events=(*alert.events, event)), event
+
+
+#: What every finding's data carries about itself rather than about the condition.
+_FINDING_KEYS: Final = frozenset({"rule", "ref", "lat", "lon", "flags"})
+#: What a correction (``update``) says of the alert's own start, end and escalation.
+_CORRECTION_KEYS: Final = frozenset({"was_ms", "end_ms", "escalated"})
+
+
+def _details(data: dict[str, Any]) -> dict[str, Any]:
+    """A finding's details (an overspeed's ``max_kmh``...), without its bookkeeping."""
+    return {k: v for k, v in data.items() if k not in _FINDING_KEYS}
 
 
 def _new_id() -> str:
@@ -261,7 +282,11 @@ class AlertService:
             return None  # nothing open, or a newer alert: a repeat of one applied before
         if action == "close":
             assert current is not None
-            return await self._apply(current, "close", by=SYSTEM, comment=message, now_ms=ts_ms)
+            said = _details(data)  # what the close says (an overspeed's maximum and duration)
+            return await self._apply(
+                current, "close", by=SYSTEM, comment=message, now_ms=ts_ms,
+                changes={"data": {**current.data, **said}} if said else None,
+            )  # fmt: skip
         if action == "open" and "end_ms" in data:
             return await self._open_closed(
                 enterprise_id, key, kind, ts_ms, level, asset_id, message, data, current
@@ -360,7 +385,8 @@ class AlertService:
                 current, "withdraw", by=SYSTEM, comment=comment, now_ms=ts_ms, changes=withdrawn
             )
         start = int(data.get("start_ms", current.opened_ms))
-        merged = {**current.data, "start_ms": start}
+        said = {k: v for k, v in _details(data).items() if k not in _CORRECTION_KEYS}
+        merged = {**current.data, **said, "start_ms": start}
         changes: dict[str, Any] = {"opened_ms": start, "data": merged}
         if "escalated" in data:
             changes["level"] = "critical" if data["escalated"] else level
@@ -428,6 +454,32 @@ class AlertService:
     ) -> Alert | None:
         """Add a comment to an alert that is not closed; ``None`` if missing or out of scope."""
         return await self._act(alert_id, "comment", by, comment, now_ms, enterprise_ids)
+
+    async def escalate_unacknowledged(
+        self, alert_id: str, *, step: int, now_ms: int
+    ) -> Alert | None:
+        """Mark an alert nobody acknowledged in time as escalated to ``step`` (an ``update``
+        whose data gets ``escalation`` and ``escalation_ms``: the notification outbox tells
+        the next level from it); ``None`` if it is no longer open or already at that step.
+
+        Hook of :mod:`cloud.notify.escalation`; the change is conditional on the alert still
+        being open, so an acknowledgement that wins the race is never escalated over.
+        """
+        current = await self.store.get_alert(alert_id)
+        if current is None or current.state != "open":
+            return None
+        if int(current.data.get("escalation", 0) or 0) >= step:
+            return None
+        data = {**current.data, "escalation": step, "escalation_ms": now_ms}
+        updated, event = transition(
+            current, "update", by=SYSTEM, now_ms=now_ms, changes={"data": data}
+        )
+        try:
+            await self.store.update_alert(updated, event, expect_state="open")
+        except ConflictError:
+            return None  # acknowledged or closed meanwhile
+        await self._publish(updated)
+        return updated
 
     async def on_alarm(
         self,

@@ -367,7 +367,8 @@ class StoreOps(StoreBase):
         """Delete what is older than each retention period; return rows deleted per table.
 
         Positions, the de-duplication ledger and gap records follow ``positions_days``;
-        closed alerts (closed before the cutoff) and their events ``alerts_days``; readings and
+        closed alerts (closed before the cutoff) and their events, and notifications finished
+        before it (with their attempts), ``alerts_days``; readings and
         rejected messages ``readings_days``. On PostgreSQL whole monthly fix partitions are
         dropped (counted as -1 when the row count is not known).
         """
@@ -382,6 +383,9 @@ class StoreOps(StoreBase):
         old_alerts = select(s.alerts.c.id).where(
             s.alerts.c.state == "closed", s.alerts.c.closed_ms < cut_alerts
         )
+        old_notifications = select(s.notifications.c.id).where(
+            s.notifications.c.done_ms < cut_alerts
+        )
         async with self.engine.begin() as conn:
             for name, stmt in (
                 ("fixes", delete(s.fixes).where(s.fixes.c.ts_ms < cut_pos)),
@@ -394,6 +398,16 @@ class StoreOps(StoreBase):
                     delete(s.alert_events).where(s.alert_events.c.alert_id.in_(old_alerts)),
                 ),
                 ("alerts", delete(s.alerts).where(s.alerts.c.id.in_(old_alerts))),
+                (
+                    "notify_attempts",
+                    delete(s.notify_attempts).where(
+                        s.notify_attempts.c.notification_id.in_(old_notifications)
+                    ),
+                ),
+                (
+                    "notifications",
+                    delete(s.notifications).where(s.notifications.c.done_ms < cut_alerts),
+                ),
             ):
                 done[name] = int((await conn.execute(stmt)).rowcount or 0)
         log.info("retention applied: %s", done)

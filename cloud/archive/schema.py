@@ -315,6 +315,116 @@ alarm_marks: Final = Table(
     Column("gateway_id", String(128), nullable=False, server_default=""),
 )
 
+#: Who is told of alerts (schema 8): a dispatcher or safety manager of one enterprise
+#: (``enterprise_id``) or a regulator of a region (``region``), with the endpoints to reach
+#: them on (``channels``: ``[{"channel": "webhook", "address": URL, "secret": ...}]``), the
+#: severities they want, quiet hours per severity (Beijing time) and whether closes are sent.
+notify_recipients: Final = Table(
+    "notify_recipients",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("tier", String(16), nullable=False),
+    Column("enterprise_id", String(128), index=True),
+    Column("region", String(6), index=True),
+    Column("name", Text, nullable=False, default=""),
+    Column("channels", JSON, nullable=False),
+    Column("severities", JSON, nullable=False),
+    Column("quiet", JSON, nullable=False),
+    Column("notify_close", Boolean, nullable=False, default=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+#: The notification outbox (schema 8): one row per (alert event, recipient, channel), kept
+#: unique by ``dedupe`` so that enqueuing the same event again writes nothing. A worker claims
+#: a due ``pending`` row by moving ``next_ms`` past its lease and naming itself ``owner``; the
+#: row falls due again if the worker dies.
+notifications: Final = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedupe", String(512), nullable=False, unique=True),
+    Column("alert_id", String(64), nullable=False),
+    Column("enterprise_id", String(128), nullable=False),
+    Column("event", String(16), nullable=False),
+    Column("recipient_id", String(128), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("address", Text, nullable=False),
+    Column("secret", Text),  # a webhook's signing secret (never shown by the API)
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_ms", BigInteger, nullable=False),
+    Column("owner", String(128)),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("done_ms", BigInteger),
+    Column("last_error", Text, nullable=False, default=""),
+    Index("ix_notifications_due", "status", "next_ms"),
+    Index("ix_notifications_alert", "alert_id", "id"),
+    Index("ix_notifications_recipient", "recipient_id", "channel", "created_ms"),
+)
+
+#: Every delivery attempt of a notification (schema 8): outcome, HTTP/SMTP code, error.
+notify_attempts: Final = Table(
+    "notify_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notification_id", Integer, nullable=False),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("worker", String(128), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("code", Integer),
+    Column("error", Text, nullable=False, default=""),
+    Column("duration_ms", Integer, nullable=False, default=0),
+    Index("ix_notify_attempts_notification", "notification_id", "id"),
+)
+
+#: Escalations of alerts nobody acknowledged in time (schema 8): one row per (alert, step),
+#: claimed by one worker with a lease and marked ``done`` once applied.
+alert_escalations: Final = Table(
+    "alert_escalations",
+    metadata,
+    Column("alert_id", String(64), primary_key=True),
+    Column("step", Integer, primary_key=True),
+    Column("claimed_ms", BigInteger, nullable=False),
+    Column("done", Boolean, nullable=False, default=False),
+)
+
+#: Maintenance windows (schema 8): alerts of a site (or one point of it) or of a vehicle in a
+#: window are recorded but nobody is told, and they do not escalate.
+maintenance_windows: Final = Table(
+    "maintenance_windows",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("enterprise_id", String(128), nullable=False, index=True),
+    Column("site_id", String(128)),
+    Column("point", String(128)),
+    Column("asset_id", String(128)),
+    Column("start_ms", BigInteger, nullable=False),
+    Column("end_ms", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+#: History entries the outbox has read above ``cursor - sweep_overlap`` (schema 8): on
+#: PostgreSQL a sweep reads that far below its cursor again (ids of concurrent transactions
+#: commit out of order) and skips what it finds here, so each entry is routed once.
+notify_swept: Final = Table(
+    "notify_swept",
+    metadata,
+    Column("event_id", BigInteger, primary_key=True),
+)
+
+#: How far the outbox has read the alert history (schema 8): ``outbox`` is the highest
+#: ``alert_events.id`` turned into notifications, ``floor`` the newest entry when the outbox was
+#: created (nothing below it is ever sent).
+notify_cursor: Final = Table(
+    "notify_cursor",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("event_id", BigInteger, nullable=False),
+)
+
 
 async def _v1(conn: AsyncConnection) -> None:
     """Create every table (a new database gets the current layout in one step)."""
@@ -404,6 +514,32 @@ async def _v7(conn: AsyncConnection) -> None:
     )
 
 
+async def _v8(conn: AsyncConnection) -> None:
+    """Notification recipients, outbox, attempts, the outbox's cursor over alert history,
+    escalation claims and maintenance windows.
+
+    The cursor starts at the newest alert event: history from before the upgrade is not sent.
+    """
+    for table in (
+        notify_recipients,
+        notifications,
+        notify_attempts,
+        notify_cursor,
+        alert_escalations,
+        maintenance_windows,
+        notify_swept,
+    ):
+        await conn.run_sync(table.create, checkfirst=True)
+    for name in ("outbox", "floor"):  # literals, not parameters: asyncpg types each once
+        await conn.execute(
+            text(
+                f"INSERT INTO notify_cursor (name, event_id) SELECT '{name}', "
+                "(SELECT COALESCE(MAX(id), 0) FROM alert_events) "
+                f"WHERE NOT EXISTS (SELECT 1 FROM notify_cursor WHERE name = '{name}')"
+            )
+        )
+
+
 #: Migration steps; step ``i`` brings the schema from version ``i`` to ``i + 1``. Steps are
 #: idempotent, because a new database is created at the current layout by step 1.
 MIGRATIONS: Final[tuple[Callable[[AsyncConnection], Awaitable[None]], ...]] = (
@@ -414,5 +550,6 @@ MIGRATIONS: Final[tuple[Callable[[AsyncConnection], Awaitable[None]], ...]] = (
     _v5,
     _v6,
     _v7,
+    _v8,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -21,6 +21,7 @@ import wire
 from cloud.archive import schema as s
 from cloud.archive._base import ConflictError, Scope
 from cloud.archive._files import make_sqlite_files_private
+from cloud.archive._notify import NotifyOps
 from cloud.archive._ops import AlarmMark, StoreOps
 from cloud.archive._sql import (
     StoreError,
@@ -34,6 +35,7 @@ from cloud.archive._sql import (
     scoped,
     upsert,
 )
+from cloud.archive._windows import WindowOps
 from cloud.archive.postgres import (
     ensure_fix_partitions,
     forget_fix_partitions,
@@ -54,7 +56,7 @@ from cloud.models import (
 __all__ = ["AlarmMark", "ConflictError", "Scope", "Store", "StoreError"]
 
 
-class Store(StoreOps):
+class Store(StoreOps, NotifyOps, WindowOps):
     """Async archive over SQLite or PostgreSQL. Create with :meth:`connect`; close when done."""
 
     @classmethod

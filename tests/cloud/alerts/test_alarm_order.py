@@ -305,7 +305,7 @@ async def test_a_schema_3_database_gets_the_alarm_marks(store: Store) -> None:
         await conn.execute(text("UPDATE schema_meta SET value = '3' WHERE key = 'version'"))
     again = await second_store(store)
     try:
-        assert await again.schema_version() == SCHEMA_VERSION == 7
+        assert await again.schema_version() == SCHEMA_VERSION
         mark = AlarmMark(ts_ms=T0, seq=1, state="raise")
         assert await again.advance_alarm_mark(E1, "k", mark)
         assert not await again.advance_alarm_mark(E1, "k", mark)

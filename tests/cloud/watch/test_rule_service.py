@@ -306,6 +306,38 @@ async def test_a_trip_whose_truck_never_reports_does_not_arrive(tmp_path: Path) 
         assert (alert.kind, alert.opened_ms) == ("trip.not_arrived", T0 + 3_600_000)
 
 
+async def test_two_workers_share_the_clock_and_raise_a_silence_once(tmp_path: Path) -> None:
+    """A truck goes silent while moving: both workers run the clock, one at a time (the timer
+    lock; on a busy machine it may pass from one to the other), and the silence is one alert,
+    opened at the last fix + 10 min."""
+    moving = [fix(t, -2000 + t * 10, 800, speed=40) for t in range(0, 61, 30)]
+    async with stack(tmp_path) as (store, client, prefix):
+        workers = [await worker(store, client, prefix) for _ in range(2)]
+        await take(workers[0], store, moving)
+        ticks = [0, 0]
+        for n, w in enumerate(workers):
+            original = w.tick
+
+            async def counted(*, now_ms: int | None = None, n: int = n, f: Any = original) -> int:
+                ticks[n] += 1
+                return int(await f(now_ms=now_ms))
+
+            w.tick = counted  # type: ignore[method-assign]
+        timers = [asyncio.create_task(w.run_timer(period_s=0.1)) for w in workers]
+        try:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            while sum(ticks) < 6:
+                assert loop.time() - started < 10, "the clock did not run"
+                await asyncio.sleep(0.05)
+        finally:
+            for task in timers:
+                task.cancel()
+            await asyncio.gather(*timers, return_exceptions=True)
+        (silence,) = await alerts_of(store, "offline.silent")
+        assert silence.opened_ms == T0 + 60_000 + 600_000
+
+
 # -- the world ------------------------------------------------------------------------------
 
 

@@ -107,6 +107,8 @@ class Asset(msgspec.Struct, frozen=True, kw_only=True):
     plate: str | None = None
     mmsi: Annotated[int, Meta(ge=0, le=999_999_999)] | None = None
     name: str = ""
+    #: a long-distance coach (may not move between 02:00 and 05:00; ``fatigue.small_hours``)
+    long_distance: bool = False
 
 
 class Site(msgspec.Struct, frozen=True, kw_only=True):

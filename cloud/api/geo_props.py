@@ -114,6 +114,8 @@ THRESHOLD_DOCS: Final = {
     "fatigue_daily_s": "driving per Beijing calendar day longer than this (0: not watched)",
     "rest_s": "stopped at least this long is a rest (it resets continuous driving)",
     "fatigue_gap_s": "a driving fix counts as driving until the next fix, for at most this",
+    "small_hours_start_h": "a long-distance coach moving from this hour (Beijing)...",
+    "small_hours_end_h": "... to this hour: fatigue.small_hours",
     "offline_s": "silent longer than this while last seen moving, outside lots: offline",
     "offline_moved_gap_s": "after a silence of at least this, the first fix is checked for a move",
     "offline_moved_m": "... farther than this from the last fix: moved while offline",

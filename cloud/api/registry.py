@@ -76,6 +76,9 @@ class AssetIn(Body):
     plate: str | None = Field(default=None, max_length=64)
     mmsi: int | None = Field(default=None, ge=0, le=999_999_999)
     name: str = ""
+    long_distance: bool = Field(
+        default=False, description="a long-distance coach: may not move between 02:00 and 05:00"
+    )
 
 
 class SiteIn(Body):

@@ -305,6 +305,9 @@ class AssetOut(_Out):
     plate: str | None
     mmsi: int | None
     name: str
+    long_distance: bool = Field(
+        default=False, description="a long-distance coach (fatigue.small_hours)"
+    )
 
 
 class AssetView(AssetOut):

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     inspect,
     text,
 )
@@ -67,6 +68,7 @@ assets: Final = Table(
     Column("plate", String(64)),
     Column("mmsi", BigInteger, index=True),
     Column("name", Text, nullable=False, default=""),
+    Column("long_distance", Boolean, nullable=False, server_default=false()),
 )
 
 sites: Final = Table(
@@ -540,6 +542,14 @@ async def _v8(conn: AsyncConnection) -> None:
         )
 
 
+async def _v9(conn: AsyncConnection) -> None:
+    """Assets say whether they are long-distance coaches (``fatigue.small_hours``)."""
+    if await conn.run_sync(_missing_columns, "assets", ("long_distance",)):
+        await conn.execute(
+            text("ALTER TABLE assets ADD COLUMN long_distance BOOLEAN NOT NULL DEFAULT FALSE")
+        )
+
+
 #: Migration steps; step ``i`` brings the schema from version ``i`` to ``i + 1``. Steps are
 #: idempotent, because a new database is created at the current layout by step 1.
 MIGRATIONS: Final[tuple[Callable[[AsyncConnection], Awaitable[None]], ...]] = (
@@ -551,5 +561,6 @@ MIGRATIONS: Final[tuple[Callable[[AsyncConnection], Awaitable[None]], ...]] = (
     _v6,
     _v7,
     _v8,
+    _v9,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -111,6 +111,9 @@ class Thresholds:
     fatigue_daily_s: float = 0.0
     rest_s: float = 1200.0
     fatigue_gap_s: float = 600.0
+    #: long-distance coaches (an asset's ``long_distance``) may not move in this window
+    small_hours_start_h: float = 2.0
+    small_hours_end_h: float = 5.0
     # offline: silent while last seen moving; moved while offline
     offline_s: float = 600.0
     offline_moved_gap_s: float = 600.0

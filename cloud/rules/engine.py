@@ -35,7 +35,7 @@ import numpy as np
 import shapely
 
 import wire
-from cloud.rules import fatigue, geofence, offline, parking, route
+from cloud.rules import fatigue, geofence, offline, parking, route, small_hours
 from cloud.rules import speed as overspeed
 from cloud.rules.config import Thresholds, resolve
 from cloud.rules.events import CONDITIONS, Event
@@ -169,6 +169,8 @@ class _Run:
             )
         if fatigue.watched(self.base):
             fatigue.advance(state.fatigue, self.asset_id, until_ms, self.base, self.emit)
+        if state.small_hours.open_ms >= 0:
+            small_hours.advance(state.small_hours, self.asset_id, until_ms, self.base, self.emit)
         offline.advance(
             state.offline, self.asset_id, until_ms, state.last_ms, state.last_speed_kmh,
             self.in_lot(), self.base, self.emit, self.dark_zones,
@@ -215,6 +217,7 @@ class _Run:
                 times.append(trip.spec.end_ms)
         clocked = [
             fatigue.due(state.fatigue, self.base) if fatigue.watched(self.base) else None,
+            small_hours.due(state.small_hours, self.base),
             offline.due(
                 state.offline, state.last_ms, state.last_speed_kmh, self.in_lot(), self.base
             ),
@@ -269,6 +272,10 @@ class _Run:
             speed = implied  # (the distance covered belies the speed reported)
         if fatigue.watched(self.base):
             fatigue.on_fix(state.fatigue, self.asset_id, fix.ts, speed, self.base, self.emit)
+        if self.info.long_distance:
+            small_hours.on_fix(
+                state.small_hours, self.asset_id, fix.ts, speed, self.base, self.emit
+            )
         self.trip(fix, xy, speed, trusted)
         state.last_ms, state.last_lat, state.last_lon = fix.ts, fix.lat, fix.lon
         state.last_speed_kmh = speed

@@ -29,6 +29,7 @@ CONDITIONS: Final = frozenset(
         "fatigue.continuous",
         "fatigue.night",
         "fatigue.daily",
+        "fatigue.small_hours",
         "offline.silent",
         "vessel.dark",
     }

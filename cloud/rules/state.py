@@ -19,6 +19,7 @@ __all__ = [
     "FatigueTrack",
     "OfflineTrack",
     "Pending",
+    "SmallHoursTrack",
     "SpeedTrack",
     "StopTrack",
     "TripTrack",
@@ -126,6 +127,13 @@ class FatigueTrack(msgspec.Struct, array_like=True, omit_defaults=True):
     daily_ms: int = -1
 
 
+class SmallHoursTrack(msgspec.Struct, array_like=True, omit_defaults=True):
+    """A long-distance coach moving between 02:00 and 05:00 (``fatigue.small_hours``)."""
+
+    #: when the open alert opened (-1: none)
+    open_ms: int = -1
+
+
 class OfflineTrack(msgspec.Struct, array_like=True, omit_defaults=True):
     """Silence while moving (``offline.silent``)."""
 
@@ -188,6 +196,7 @@ class AssetState(msgspec.Struct, omit_defaults=True):
     speed: SpeedTrack = msgspec.field(default_factory=SpeedTrack)
     fatigue: FatigueTrack = msgspec.field(default_factory=FatigueTrack)
     offline: OfflineTrack = msgspec.field(default_factory=OfflineTrack)
+    small_hours: SmallHoursTrack = msgspec.field(default_factory=SmallHoursTrack)
 
 
 _ENCODER: Final = msgspec.msgpack.Encoder()

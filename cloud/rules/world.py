@@ -38,6 +38,8 @@ class AssetInfo:
 
     enterprise_id: str | None
     asset_class: str | None
+    #: a long-distance coach (may not move between 02:00 and 05:00)
+    long_distance: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +167,9 @@ class World:
         objects = list(objects)
         projection = _projection_for(objects)
         infos = {mmsi: AssetInfo(None, "fishing_vessel") for mmsi in fishing}
-        infos.update({a.id: AssetInfo(a.enterprise_id, a.asset_class) for a in assets})
+        infos.update(
+            {a.id: AssetInfo(a.enterprise_id, a.asset_class, a.long_distance) for a in assets}
+        )
         zones = _zone_entries(objects, projection)
         newest: dict[str, GeoObject] = {}
         for obj in objects:

@@ -542,6 +542,7 @@ def _message(event: Event) -> str:
         "fatigue.continuous_warning": "close to its continuous-driving limit",
         "fatigue.night": "driving too long at night without a rest",
         "fatigue.daily": "over its driving time for the day",
+        "fatigue.small_hours": "a long-distance coach moving between 02:00 and 05:00",
         "offline.silent": "silent for too long",
         "offline.moved": "moved while offline",
         "vessel.dark": "went dark near a restricted or moratorium zone",

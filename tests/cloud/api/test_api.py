@@ -207,6 +207,11 @@ async def test_registry_writes(world: World) -> None:
     assert chosen.status_code == 422, "only an admin chooses an id"
     replated = await world.send("PUT", "disp-jy", f"/assets/{bus}", {**asset, "plate": "SB-2"})
     assert (replated.status_code, replated.json()["plate"]) == (200, "SB-2")
+    assert replated.json()["long_distance"] is False
+    coach = {"asset_class": "coach", "plate": "SB-3", "long_distance": True}
+    night = await world.send("PUT", "disp-jy", f"/assets/{bus}", coach)
+    assert night.json()["long_distance"] is True
+    assert (await world.get("disp-jy", f"/assets/{bus}")).json()["long_distance"] is True
     assert (await world.send("DELETE", "disp-jy", f"/assets/{bus}")).status_code == 204
     assert (await world.get("disp-jy", f"/assets/{bus}")).status_code == 404
     assert (await world.send("PUT", "disp-jy", f"/assets/{bus}", asset)).status_code == 404

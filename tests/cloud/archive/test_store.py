@@ -345,6 +345,31 @@ async def test_a_schema_1_database_is_migrated_to_the_current_version(store: Sto
         await again.close()
 
 
+async def test_a_schema_8_database_gets_long_distance_assets(store: Store) -> None:
+    await store.put_enterprise(Enterprise(id="e1", name="E1", region="320281"))
+    await store.put_asset(Asset(id="c1", enterprise_id="e1", asset_class="coach"))
+    async with store.engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE assets DROP COLUMN long_distance"))
+        await conn.execute(text("UPDATE schema_meta SET value = '8' WHERE key = 'version'"))
+        schema = (
+            await conn.scalar(text("SELECT current_schema()"))
+            if store.dialect == "postgresql"
+            else None
+        )
+    url = store.engine.url.render_as_string(hide_password=False)
+    again = await Store.connect(url, schema=schema)
+    try:
+        assert await again.schema_version() == SCHEMA_VERSION
+        assert (await again.get_asset("c1")) == Asset(
+            id="c1", enterprise_id="e1", asset_class="coach"
+        )
+        night = Asset(id="c2", enterprise_id="e1", asset_class="coach", long_distance=True)
+        await again.put_asset(night)
+        assert await again.get_asset("c2") == night
+    finally:
+        await again.close()
+
+
 async def test_a_partition_dropped_by_another_worker_is_created_again(store: Store) -> None:
     """Worker B's retention drops a month that worker A still believes exists (a gateway with
     its clock in seconds sends fixes dated January 1970): A's next fixes must still archive."""

@@ -48,7 +48,7 @@ from cloud.rules.state import (
     decode_state,
     encode_state,
 )
-from cloud.rules.world import TripEntry, World, ZoneEntry
+from cloud.rules.world import AssetInfo, TripEntry, World, ZoneEntry
 
 __all__ = ["DROP_REASONS", "Engine", "Outcome", "base_for_late", "copy_state", "reconcile"]
 
@@ -110,6 +110,9 @@ def _trusted(fix: wire.Fix, base: Thresholds) -> bool:
     return fix.sats is None or fix.sats >= base.min_sats
 
 
+#: AIS navigation status "engaged in fishing".
+AIS_FISHING_STATUS: Final = 7
+
 #: Zones near which a vessel going silent has gone dark.
 _DARK_KINDS: Final = frozenset({"restricted", "fishing_moratorium"})
 
@@ -123,11 +126,17 @@ class _Run:
         self.asset_id = asset_id
         self.state = state
         self.out = out
-        info = self.world.asset(asset_id)
+        self.lat, self.lon = state.last_lat, state.last_lon
+        self.learn(self.world.asset(asset_id))
+
+    def learn(self, info: AssetInfo) -> None:
+        """Take what the world knows of the asset (an unregistered AIS target that said it was
+        fishing is a fishing vessel)."""
+        if info.asset_class is None and self.state.ais_fishing:
+            info = AssetInfo(info.enterprise_id, "fishing_vessel")
         self.info = info
         self.asset_class = info.asset_class
         self.base = self.world.thresholds(info.asset_class)
-        self.lat, self.lon = state.last_lat, state.last_lon
 
     # -- events -----------------------------------------------------------------------------
 
@@ -251,6 +260,9 @@ class _Run:
             state.dropped = {**state.dropped, reason: state.dropped.get(reason, 0) + 1}
             return reason
         self.advance(fix.ts - 1)
+        if fix.nav_status == AIS_FISHING_STATUS and self.info.asset_class is None:
+            state.ais_fishing = True
+            self.learn(self.info)
         implied = self.implied_kmh(fix)
         speed = implied if fix.speed_kmh is None else fix.speed_kmh
         trusted = self.trusted(fix)

@@ -197,6 +197,9 @@ class AssetState(msgspec.Struct, omit_defaults=True):
     fatigue: FatigueTrack = msgspec.field(default_factory=FatigueTrack)
     offline: OfflineTrack = msgspec.field(default_factory=OfflineTrack)
     small_hours: SmallHoursTrack = msgspec.field(default_factory=SmallHoursTrack)
+    #: an AIS target nobody registered that reported navigation status 7 (engaged in fishing):
+    #: a fishing vessel from then on
+    ais_fishing: bool = False
 
 
 _ENCODER: Final = msgspec.msgpack.Encoder()

@@ -7,7 +7,8 @@
   zone's centroid decides).
 - A vessel counts as fishing by its registered class (``fishing_vessel``), or, for an AIS target
   nobody registered (its MMSI as asset id), by its AIS ship type 30 (fishing, from static data,
-  message 5 or 24).
+  message 5 or 24) or by a position report with navigation status 7 (engaged in fishing), from
+  that report on (kept in its rule state, so replay and late data see the same).
 """
 
 from __future__ import annotations

@@ -160,3 +160,34 @@ def test_a_fishing_vessel_going_dark_near_a_moratorium_zone() -> None:
 def test_going_dark_far_from_any_zone_is_only_silence() -> None:
     world = World.build([sea("m", YANGTZE[0], YANGTZE[1] + 0.2)], FLEET)  # 20 km away
     assert [k for k, _, _ in _dark(world, *YANGTZE)] == ["offline.silent", "offline.silent"]
+
+
+def test_an_ais_target_engaged_in_fishing_is_watched_from_then_on() -> None:
+    """Navigation status 7 (engaged in fishing) makes an unregistered target a fishing vessel,
+    in its rule state: later fixes without the status still count."""
+    world = World.build([sea("m", *YANGTZE)], FLEET)
+    engine = Engine(world)
+    start = beijing_ms("2026-07-01 10:00")
+    lon, lat = YANGTZE
+
+    def at(n: int, status: int | None) -> wire.Fix:
+        return wire.Fix(seq=n + 1, ts=start + n * 60_000, asset="412000009", lat=lat,
+                        lon=lon - 0.03 + n * 0.005, speed_kmh=30.0, sats=10, hdop=0.8,
+                        nav_status=status)  # fmt: skip
+
+    states: dict[str, AssetState] = {}
+    found: list[Event] = []
+    # outside the zone, status 7 once; then into it with no status at all
+    for n, status in enumerate([0, 7, None, None, None, None, None]):
+        outcome = engine.evaluate({"412000009": [at(n, status)]}, states, now_ms=at(n, None).ts)
+        states.update(outcome.states)
+        found += outcome.events
+    assert states["412000009"].ais_fishing
+    assert [(e.kind, e.action) for e in found if e.kind.startswith("zone.")] == [
+        ("zone.forbidden", "open")
+    ]
+    # a target that never said so is not watched
+    other = Engine(world).evaluate(
+        {"412000009": [at(n, None) for n in range(7)]}, {}, now_ms=at(7, None).ts
+    )
+    assert not [e for e in other.events if e.kind.startswith("zone.")]

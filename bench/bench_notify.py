@@ -154,7 +154,7 @@ async def drain(workers: list[Dispatcher], store: Store, expected: int, limit_s:
 def dispatchers(store: Store, count: int) -> list[Dispatcher]:
     made = []
     for n in range(count):
-        hook = WebhookChannel(timeout_s=5)
+        hook = WebhookChannel(timeout_s=5, allow_private=True)
         worker = Dispatcher(
             store=store, channels={"webhook": hook}, settings=SETTINGS, worker=f"bench-{n}"
         )

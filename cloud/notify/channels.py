@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
 import smtplib
 import string
@@ -110,16 +111,33 @@ async def _post(client: httpx.AsyncClient, url: str, **kwargs: Any) -> Outcome:
 class WebhookChannel:
     """POSTs the payload as JSON, signed with the recipient's secret.
 
+    A dispatcher sets its own webhook URLs, so a URL whose host is (or resolves to) a loopback,
+    private, link-local or otherwise internal address is refused (``failed``, never retried)
+    unless ``allow_private``: no tenant can make the cloud call services inside its network.
+
     Args:
         timeout_s: timeout of the whole exchange.
         clock_s: the clock of the signature's timestamp (unix seconds).
+        allow_private: send to internal addresses too (a deployment whose enterprise systems
+            sit on the intranet; ``[notify] webhook_private_ok``).
     """
 
-    def __init__(self, *, timeout_s: float, clock_s: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        timeout_s: float,
+        clock_s: Callable[[], float] = time.time,
+        allow_private: bool = False,
+    ) -> None:
         self.client = httpx.AsyncClient(timeout=timeout_s, follow_redirects=False)
         self.clock_s = clock_s
+        self.allow_private = allow_private
 
     async def send(self, message: Message) -> Outcome:
+        if not self.allow_private:
+            refused = await _internal_address(message.address)
+            if refused is not None:
+                return Outcome("failed", None, refused)
         body = msgspec.json.encode({"id": message.id, **message.payload})
         headers = {"Content-Type": "application/json", ID_HEADER: message.id}
         if message.secret:
@@ -128,6 +146,25 @@ class WebhookChannel:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+async def _internal_address(url: str) -> str | None:
+    """Why a webhook URL may not be called (an internal address), or ``None``."""
+    try:
+        host = httpx.URL(url).host
+    except httpx.InvalidURL as exc:
+        return f"refused: not a URL ({exc})"
+    if not host:
+        return "refused: the URL names no host"
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+    except OSError:
+        return None  # not resolvable now: the POST fails and is retried like any outage
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).partition("%")[0])
+        if not address.is_global or address.is_multicast:
+            return f"refused: {host} is an internal address ({address})"
+    return None
 
 
 def segments(text: str, size: int) -> list[str]:
@@ -244,7 +281,11 @@ def _smtp_outcome(code: int, reply: bytes | str) -> Outcome:
 
 def channels_from_settings(settings: NotifySettings) -> dict[str, Channel]:
     """The channels the settings configure (webhook always; SMS and e-mail when set)."""
-    found: dict[str, Channel] = {"webhook": WebhookChannel(timeout_s=settings.timeout_s)}
+    found: dict[str, Channel] = {
+        "webhook": WebhookChannel(
+            timeout_s=settings.timeout_s, allow_private=settings.webhook_private_ok
+        )
+    }
     if settings.sms_url:
         found["sms"] = SmsChannel(
             url=settings.sms_url, username=settings.sms_username,

@@ -56,6 +56,9 @@ class NotifySettings:
         smtp_username: login (empty: none).
         smtp_password: password.
         smtp_starttls: upgrade the connection with STARTTLS.
+        webhook_private_ok: webhooks may call loopback, private and link-local addresses (off:
+            a tenant's webhook must not reach services inside the cloud's own network; on for
+            a deployment whose enterprise systems are on the intranet).
     """
 
     enabled: bool = True
@@ -87,6 +90,7 @@ class NotifySettings:
     smtp_username: str = ""
     smtp_password: str = ""
     smtp_starttls: bool = False
+    webhook_private_ok: bool = False
 
 
 #: Allowed ranges of the numeric keys (``notify.<key>``), checked by :mod:`cloud.config`.

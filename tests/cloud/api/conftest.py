@@ -30,6 +30,7 @@ from cloud.config import CloudSettings, MqttSettings
 from cloud.live import LiveState, MemoryLiveState, RedisLiveState
 from cloud.main import API_PREFIX, create_app
 from cloud.models import Asset, Enterprise, Gateway, GeoObject, Point, Received, Site
+from cloud.notify.config import NotifySettings
 from tests.conftest import POSTGRES_URL, REDIS_URL
 
 NOW_MS = 1_780_000_000_000
@@ -199,7 +200,9 @@ async def backends(
 
 def app_for(store: Store, live: LiveState) -> FastAPI:
     """The API app over a given store and live state, no ingest, a fixed clock."""
-    settings = CloudSettings(mqtt=MqttSettings(enabled=False))
+    # (webhooks to the tests' own receivers on 127.0.0.1)
+    notify = NotifySettings(webhook_private_ok=True)
+    settings = CloudSettings(mqtt=MqttSettings(enabled=False), notify=notify)
     return create_app(
         settings, store=store, live=live, run_retention=False, clock_ms=lambda: NOW_MS,
         live_keepalive_s=0.3,

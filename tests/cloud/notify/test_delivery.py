@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cloud.archive import Store
-from cloud.notify.channels import Channel, EmailChannel, SmsChannel, WebhookChannel
+from cloud.notify.channels import Channel, EmailChannel, Message, SmsChannel, WebhookChannel
 from cloud.notify.config import NotifySettings
 from cloud.notify.dispatch import Dispatcher
 from cloud.notify.records import Endpoint, Notification, Recipient
@@ -58,7 +58,9 @@ async def test_a_webhook_is_signed_and_its_attempt_recorded(sqlite_store: Store)
     with HttpReceiver().running() as hook:
         await sqlite_store.put_recipient(webhook_recipient("disp", hook.url + "/in"))
         alert = await site_alert(sqlite_store)
-        worker = await dispatch(sqlite_store, clock, {"webhook": WebhookChannel(timeout_s=2)})
+        worker = await dispatch(
+            sqlite_store, clock, {"webhook": WebhookChannel(timeout_s=2, allow_private=True)}
+        )
         try:
             assert await worker.run_once() == 1
         finally:
@@ -85,7 +87,9 @@ async def test_a_5xx_is_retried_with_backoff_and_a_4xx_fails_at_once(sqlite_stor
         await sqlite_store.put_recipient(webhook_recipient("disp", flaky.url))
         await sqlite_store.put_recipient(webhook_recipient("disp2", gone.url))
         alert = await site_alert(sqlite_store)
-        worker = await dispatch(sqlite_store, clock, {"webhook": WebhookChannel(timeout_s=2)})
+        worker = await dispatch(
+            sqlite_store, clock, {"webhook": WebhookChannel(timeout_s=2, allow_private=True)}
+        )
         try:
             assert await worker.run_once() == 2
             assert await worker.run_once() == 0  # not due yet: backing off
@@ -116,7 +120,7 @@ async def test_timeouts_and_refused_connections_retry_until_expiry(sqlite_store:
         await sqlite_store.put_recipient(webhook_recipient("slow", slow.url))
         await sqlite_store.put_recipient(webhook_recipient("down", down.url))
         alert = await site_alert(sqlite_store)
-        hook = WebhookChannel(timeout_s=0.2)
+        hook = WebhookChannel(timeout_s=0.2, allow_private=True)
         worker = await dispatch(sqlite_store, clock, {"webhook": hook}, settings)
         try:
             for _ in range(6):
@@ -218,7 +222,13 @@ async def test_two_workers_on_postgresql_never_send_one_twice(tmp_path: Path) ->
             settings = NotifySettings(batch=20, concurrency=8, backoff_base_s=0.01,
                                       backoff_max_s=0.02, timeout_s=2, flood_max=0)  # fmt: skip
             workers = [
-                await dispatch(store, clock, {"webhook": WebhookChannel(timeout_s=2)}, settings, w)
+                await dispatch(
+                    store,
+                    clock,
+                    {"webhook": WebhookChannel(timeout_s=2, allow_private=True)},
+                    settings,
+                    w,
+                )
                 for w in ("w1", "w2")
             ]
 
@@ -251,7 +261,10 @@ async def test_a_flood_becomes_one_digest_per_window(sqlite_store: Store) -> Non
     with HttpReceiver().running() as hook:
         await sqlite_store.put_recipient(webhook_recipient("disp", hook.url))
         worker = await dispatch(
-            sqlite_store, clock, {"webhook": WebhookChannel(timeout_s=2)}, settings
+            sqlite_store,
+            clock,
+            {"webhook": WebhookChannel(timeout_s=2, allow_private=True)},
+            settings,
         )
         try:
             opened = [await site_alert(sqlite_store, key=f"sensor:s1:P{n}:H") for n in range(8)]
@@ -273,3 +286,19 @@ async def test_a_flood_becomes_one_digest_per_window(sqlite_store: Store) -> Non
     ]
     assert (await only(sqlite_store, gas.id)).status == "sent"
     assert await sqlite_store.notification_counts() == {"sent": 5, "digested": 5}
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:9/hook", "http://localhost/hook", "http://10.1.2.3/x", "http://[::1]/x",
+     "http://169.254.169.254/latest/meta-data", "http://192.168.0.10/"],
+)  # fmt: skip
+async def test_a_webhook_to_an_internal_address_is_refused_not_retried(url: str) -> None:
+    """A dispatcher sets its own webhooks: none may make the cloud call inside its network."""
+    hook = WebhookChannel(timeout_s=1)
+    try:
+        outcome = await hook.send(Message(id="n1", address=url, payload={"text": "x"}))
+    finally:
+        await hook.aclose()
+    assert outcome.status == "failed"
+    assert "internal address" in outcome.error

@@ -45,6 +45,8 @@ INSTANT: Final = frozenset(
         "trip.checkpoint_skipped",
         "trip.not_arrived",
         "fatigue.continuous_warning",
+        "fatigue.night_warning",
+        "fatigue.daily_warning",
         "offline.moved",
     }
 )

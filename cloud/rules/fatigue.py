@@ -12,8 +12,10 @@ shared/RULES.md, "Fatigue", with these readings where it is silent:
   a rest, confirmed by the clock at its start + ``rest_s``: continuous and night driving start
   again from zero, and ``fatigue.continuous`` and ``fatigue.night`` close, dated at the rest's
   start (the driving over the limit ended there). A shorter stop neither resets nor adds.
-- ``fatigue.continuous_warning`` is an instantaneous finding, once per spell of continuous
-  driving, when it goes over ``fatigue_continuous_s - fatigue_warning_s`` (3 h 45 min).
+- Each limit is warned of ``fatigue_warning_s`` (15 min) before it, by an instantaneous finding:
+  ``fatigue.continuous_warning`` once per spell of continuous driving (at 3 h 45 min),
+  ``fatigue.night_warning`` once per spell (1 h 45 min at night), ``fatigue.daily_warning``
+  once per day (7 h 45 min).
 - ``fatigue.continuous`` opens when continuous driving goes over ``fatigue_continuous_s`` (4 h);
   ``fatigue.night`` when the continuous driving inside the night window (``night_start_h`` to
   ``night_end_h``, Beijing) goes over ``fatigue_night_s`` (2 h), driving outside it neither
@@ -29,7 +31,7 @@ checkpoint continues the count exactly.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Final
 
 from cloud.rules.config import Thresholds
 from cloud.rules.geofence import Emit
@@ -83,7 +85,7 @@ def due(track: FatigueTrack, th: Thresholds) -> int | None:
     """The next time the clock may change something (early is harmless: it asks again)."""
     times: list[int] = []
     if track.driving_until_ms > track.counted_ms:
-        for accumulated, limit_s, done in _limits(track, th):
+        for accumulated, limit_s, done, _ in _limits(track, th):
             if limit_s > 0 and not done:
                 # (just past the limit: the piece up to it must run over it)
                 at = track.counted_ms + max(0, int(limit_s * 1000) - accumulated) + 1
@@ -96,17 +98,34 @@ def due(track: FatigueTrack, th: Thresholds) -> int | None:
     return min(times) if times else None
 
 
-def _limits(track: FatigueTrack, th: Thresholds) -> list[tuple[int, float, bool]]:
-    """(driving so far, its limit, whether reached already) of each count."""
-    warn_s = th.fatigue_continuous_s - th.fatigue_warning_s
-    if th.fatigue_continuous_s <= 0 or th.fatigue_warning_s <= 0 or warn_s <= 0:
-        warn_s = 0.0
+#: The pre-warning of each limit (RULES.md: 15 min before each), and the limit it warns of.
+WARNINGS: Final = {
+    "fatigue.continuous_warning": "fatigue.continuous",
+    "fatigue.night_warning": "fatigue.night",
+    "fatigue.daily_warning": "fatigue.daily",
+}
+
+
+def _warn_s(limit_s: float, th: Thresholds) -> float:
+    """When the pre-warning of a limit comes (0: none)."""
+    warn_s = limit_s - th.fatigue_warning_s
+    return warn_s if limit_s > 0 and th.fatigue_warning_s > 0 and warn_s > 0 else 0.0
+
+
+def _limits(track: FatigueTrack, th: Thresholds) -> list[tuple[int, float, bool, str]]:
+    """(driving so far, its limit, whether reached already, what it raises) of each count, in
+    the order they are raised at one instant (a warning before its limit)."""
     return [
-        (track.drive_ms, warn_s, track.warned),
-        (track.drive_ms, th.fatigue_continuous_s, track.continuous_ms >= 0),
-        (track.night_ms, th.fatigue_night_s, track.night_open_ms >= 0),
-        (track.day_ms, th.fatigue_daily_s, track.daily_ms >= 0),
-    ]
+        (track.drive_ms, _warn_s(th.fatigue_continuous_s, th), track.warned,
+         "fatigue.continuous_warning"),
+        (track.drive_ms, th.fatigue_continuous_s, track.continuous_ms >= 0, "fatigue.continuous"),
+        (track.night_ms, _warn_s(th.fatigue_night_s, th), track.night_warned,
+         "fatigue.night_warning"),
+        (track.night_ms, th.fatigue_night_s, track.night_open_ms >= 0, "fatigue.night"),
+        (track.day_ms, _warn_s(th.fatigue_daily_s, th), track.daily_warned,
+         "fatigue.daily_warning"),
+        (track.day_ms, th.fatigue_daily_s, track.daily_ms >= 0, "fatigue.daily"),
+    ]  # fmt: skip
 
 
 def _drive(
@@ -134,72 +153,44 @@ def _piece(
     th: Thresholds,
     emit: Emit,
 ) -> None:
-    if not _crosses(track, length, in_night, th):  # most pieces: nothing but counting
-        track.drive_ms += length
-        track.day_ms += length
-        if in_night:
-            track.night_ms += length
-        return
-    found: list[tuple[int, int, Callable[[int], None]]] = []
-    limits = _limits(track, th)
-    actions: list[Callable[[int], None]] = [
-        lambda ts: _warn(track, asset_id, ts, th, emit),
-        lambda ts: _open(track, "fatigue.continuous", asset_id, ts, th.fatigue_continuous_s, emit),
-        lambda ts: _open(track, "fatigue.night", asset_id, ts, th.fatigue_night_s, emit),
-        lambda ts: _open(track, "fatigue.daily", asset_id, ts, th.fatigue_daily_s, emit),
-    ]
-    for order, ((accumulated, limit_s, done), action) in enumerate(
-        zip(limits, actions, strict=True)
-    ):
-        if limit_s <= 0 or done or (order == 2 and not in_night):
+    found: list[tuple[int, int, str]] = []
+    for order, (accumulated, limit_s, done, kind) in enumerate(_limits(track, th)):
+        if limit_s <= 0 or done or (kind.startswith("fatigue.night") and not in_night):
             continue
         left = int(limit_s * 1000) - accumulated
         if left < length:  # over the limit inside this piece (not merely reaching it)
-            found.append((at + max(0, left), order, action))
-    for ts, _, action in sorted(found, key=lambda item: item[:2]):
-        action(ts)
+            found.append((at + max(0, left), order, kind))
+    for ts, _, kind in sorted(found):
+        if kind in WARNINGS:
+            _warn(track, kind, asset_id, ts, th, emit)
+        else:
+            _open(track, kind, asset_id, ts, _limit_of(kind, th), emit)
     track.drive_ms += length
     track.day_ms += length
     if in_night:
         track.night_ms += length
 
 
-def _crosses(track: FatigueTrack, length: int, in_night: bool, th: Thresholds) -> bool:
-    """Whether any count not over its limit yet goes over it within a piece of ``length``
-    (what :func:`_piece` finds in full, cheaply: the same conditions as :func:`_limits`)."""
-    continuous_ms = int(th.fatigue_continuous_s * 1000)
-    if th.fatigue_continuous_s > 0:
-        warn_s = th.fatigue_continuous_s - th.fatigue_warning_s
-        if (
-            not track.warned
-            and th.fatigue_warning_s > 0
-            and warn_s > 0
-            and track.drive_ms + length > int(warn_s * 1000)
-        ):
-            return True
-        if track.continuous_ms < 0 and track.drive_ms + length > continuous_ms:
-            return True
-    if (
-        in_night
-        and th.fatigue_night_s > 0
-        and track.night_open_ms < 0
-        and track.night_ms + length > int(th.fatigue_night_s * 1000)
-    ):
-        return True
-    return (
-        th.fatigue_daily_s > 0
-        and track.daily_ms < 0
-        and track.day_ms + length > int(th.fatigue_daily_s * 1000)
-    )
+def _limit_of(kind: str, th: Thresholds) -> float:
+    return {
+        "fatigue.continuous": th.fatigue_continuous_s,
+        "fatigue.night": th.fatigue_night_s,
+        "fatigue.daily": th.fatigue_daily_s,
+    }[kind]
 
 
-def _warn(track: FatigueTrack, asset_id: str, ts_ms: int, th: Thresholds, emit: Emit) -> None:
-    track.warned = True
-    details = {
-        "driving_s": th.fatigue_continuous_s - th.fatigue_warning_s,
-        "limit_s": th.fatigue_continuous_s,
-    }
-    emit("fatigue.continuous_warning", asset_id, "open", ts_ms, details)
+def _warn(
+    track: FatigueTrack, kind: str, asset_id: str, ts_ms: int, th: Thresholds, emit: Emit
+) -> None:
+    if kind == "fatigue.continuous_warning":
+        track.warned = True
+    elif kind == "fatigue.night_warning":
+        track.night_warned = True
+    else:
+        track.daily_warned = True
+    limit_s = _limit_of(WARNINGS[kind], th)
+    details = {"driving_s": limit_s - th.fatigue_warning_s, "limit_s": limit_s}
+    emit(kind, asset_id, "open", ts_ms, details)
 
 
 def _open(
@@ -226,7 +217,7 @@ def _rest(track: FatigueTrack, asset_id: str, emit: Emit) -> None:
             emit(kind, asset_id, "close", max(at, opened), details)
     track.rested = True
     track.drive_ms = track.night_ms = 0
-    track.warned = False
+    track.warned = track.night_warned = False
     track.continuous_ms = track.night_open_ms = -1
 
 
@@ -240,6 +231,7 @@ def _roll(track: FatigueTrack, asset_id: str, at_ms: int, emit: Emit) -> None:
         details = {"start_ms": track.daily_ms, "driving_s": track.day_ms / 1000}
         emit("fatigue.daily", asset_id, "close", ended, details)
     track.day, track.day_ms, track.daily_ms = day, 0, -1
+    track.daily_warned = False
 
 
 def _night_window(th: Thresholds) -> Window | None:

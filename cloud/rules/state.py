@@ -125,6 +125,9 @@ class FatigueTrack(msgspec.Struct, array_like=True, omit_defaults=True):
     continuous_ms: int = -1
     night_open_ms: int = -1
     daily_ms: int = -1
+    #: the pre-warnings of the night and daily limits were given (this spell, this day)
+    night_warned: bool = False
+    daily_warned: bool = False
 
 
 class SmallHoursTrack(msgspec.Struct, array_like=True, omit_defaults=True):

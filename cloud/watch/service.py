@@ -540,6 +540,8 @@ def _message(event: Event) -> str:
         "speed.over": "over the speed limit",
         "fatigue.continuous": "driving too long without a rest",
         "fatigue.continuous_warning": "close to its continuous-driving limit",
+        "fatigue.night_warning": "close to its night-driving limit",
+        "fatigue.daily_warning": "close to its driving time for the day",
         "fatigue.night": "driving too long at night without a rest",
         "fatigue.daily": "over its driving time for the day",
         "fatigue.small_hours": "a long-distance coach moving between 02:00 and 05:00",

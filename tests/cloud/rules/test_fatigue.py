@@ -76,6 +76,8 @@ def test_a_working_day_with_a_short_stop_and_a_rest() -> None:
         # the rest began at 4.5 h (confirmed 20 min later): the alert closes there
         ("fatigue.continuous", "truck", "close", 4.5 * H),
         # 4.25 h of driving by the rest, 8 h at rest + 3.75 h
+        # each limit warned of 15 min before: the day's 8 h first
+        ("fatigue.daily_warning", "truck", "open", rest + 3.5 * H),
         ("fatigue.continuous_warning", "truck", "open", rest + 3.75 * H),
         ("fatigue.daily", "truck", "open", rest + 3.75 * H),
         ("fatigue.continuous", "truck", "open", rest + 4 * H),
@@ -145,7 +147,10 @@ def test_a_long_data_gap_counts_10_min_of_driving_then_nothing() -> None:
 def test_a_night_drive() -> None:
     # a coach from 22:30 to 01:00: 2 h inside the night window at 00:30
     events, _ = run(ROAD, schedule(("drive", 12.5 * H, 15 * H), asset="coach"))
-    assert fatigue(events) == [("fatigue.night", "coach", "open", 14.5 * H)]
+    assert fatigue(events) == [
+        ("fatigue.night_warning", "coach", "open", 14.25 * H),
+        ("fatigue.night", "coach", "open", 14.5 * H),
+    ]
 
 
 def test_night_driving_adds_up_across_a_short_stop_and_not_before_22() -> None:
@@ -153,7 +158,10 @@ def test_night_driving_adds_up_across_a_short_stop_and_not_before_22() -> None:
     spells = (("drive", 11 * H, 13 * H), ("stop", 13 * H, 13 * H + 600),
               ("drive", 13 * H + 600, 14.5 * H))  # fmt: skip
     events, _ = run(ROAD, schedule(*spells, asset="coach"))
-    assert fatigue(events) == [("fatigue.night", "coach", "open", 14 * H + 600)]
+    assert fatigue(events) == [
+        ("fatigue.night_warning", "coach", "open", 13.75 * H + 600),
+        ("fatigue.night", "coach", "open", 14 * H + 600),
+    ]
 
 
 #: 3.5 h, a 30 min rest, 3.5 h, a 30 min rest, 2 h: 9 h of driving, never 4 h in a row
@@ -169,9 +177,11 @@ DAILY = (
 @pytest.mark.parametrize(
     ("asset", "expected"),
     [
-        ("coach", [("fatigue.daily", "coach", "open", 9 * H),
+        ("coach", [("fatigue.daily_warning", "coach", "open", 8.75 * H),
+                   ("fatigue.daily", "coach", "open", 9 * H),
                    ("fatigue.daily", "coach", "close", MIDNIGHT)]),
-        ("truck", [("fatigue.daily", "truck", "open", 9 * H),
+        ("truck", [("fatigue.daily_warning", "truck", "open", 8.75 * H),
+                   ("fatigue.daily", "truck", "open", 9 * H),
                    ("fatigue.daily", "truck", "close", MIDNIGHT)]),
         ("bus", []),  # no daily limit for school buses
         ("boat", []),  # nor any fatigue rule for vessels

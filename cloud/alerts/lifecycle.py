@@ -20,6 +20,7 @@ import wire
 from cloud.archive import AlarmMark, ConflictError, Store
 from cloud.live import LiveState
 from cloud.models import Alert, AlertAction, AlertEvent, LiveEvent
+from cloud.rules.events import CONDITIONS
 
 __all__ = [
     "AlertService",
@@ -296,6 +297,10 @@ class AlertService:
                 return None
             if await self.store.alert_opened_at(enterprise_id, key, ts_ms) is not None:
                 return None  # applied before and closed since: a repeat
+            if kind in CONDITIONS and await self.store.alert_covering(enterprise_id, key, ts_ms):
+                # A repeat of an opening that a correction since moved earlier (late data
+                # found the episode began before): the alert exists, with its new start.
+                return None
             alert = new_alert(
                 alert_id=self.id_factory(), enterprise_id=enterprise_id, key=key, kind=kind,
                 level=level, now_ms=ts_ms, asset_id=asset_id, message=message,

@@ -133,6 +133,26 @@ class StoreOps(StoreBase):
             alert_id = await conn.scalar(query)
         return None if alert_id is None else await self.get_alert(alert_id)
 
+    async def alert_covering(self, enterprise_id: str, key: str, ts_ms: int) -> Alert | None:
+        """The alert of condition ``key`` whose episode covers ``ts_ms``: opened at or before
+        it and not closed by the rules before or at it (alerts closed by a person, at their wall
+        time, say nothing of the condition's episodes)."""
+        c = s.alerts.c
+        query = (
+            select(c.id)
+            .where(
+                c.enterprise_id == enterprise_id,
+                c.key == key,
+                c.opened_ms <= ts_ms,
+                or_(c.closed_ms.is_(None), and_(c.closed_by == "system", c.closed_ms > ts_ms)),
+            )
+            .order_by(c.opened_ms.desc())
+            .limit(1)
+        )
+        async with self.engine.connect() as conn:
+            alert_id = await conn.scalar(query)
+        return None if alert_id is None else await self.get_alert(alert_id)
+
     async def advance_alarm_mark(
         self, enterprise_id: str, key: str, mark: AlarmMark, *, same_again: bool = False
     ) -> bool:

@@ -44,6 +44,24 @@ async def test_a_condition_opens_escalates_and_closes_once_however_often_applied
     assert await listed(store) == [("closed", T0, T0 + 120_000, "critical", False)]
 
 
+async def test_an_opening_applied_again_after_late_data_moved_its_start_is_a_repeat(
+    store: Store,
+) -> None:
+    """Worker A opens at T0 + 60 s; worker B, from late data, moves the start to T0 and closes
+    it; A's opening applied again (its outbox retried) must not open a second alert, whose
+    own correction would then collide with the first."""
+    alerts = AlertService(store)
+    await find(alerts, "open", T0 + 60_000)
+    await find(alerts, "update", T0 + 90_000, was_ms=T0 + 60_000, start_ms=T0)
+    await find(alerts, "close", T0 + 120_000)
+    await find(alerts, "open", T0 + 60_000)  # the stale repeat
+    await find(alerts, "update", T0 + 90_000, was_ms=T0 + 60_000, start_ms=T0)  # and again
+    assert await listed(store) == [("closed", T0, T0 + 120_000, "warning", False)]
+    # a new episode after the close is a new alert, and one inside a person's close too
+    await find(alerts, "open", T0 + 120_000)
+    assert len(await listed(store)) == 2
+
+
 async def test_a_stale_close_or_escalation_leaves_a_newer_alert_alone(store: Store) -> None:
     alerts = AlertService(store)
     await find(alerts, "open", T0)

@@ -16,7 +16,7 @@ check runs on what every worker shares, the live state:
   its details (condition ``twins:<a>|<b>``, the ids in order, so either side's fix finds the same
   alert). Vessels of two enterprises give each enterprise its own alert naming its own vessel;
   the other is named only if it is an AIS target (its MMSI is public), never by another
-  enterprise's asset id (the regulator sees both alerts). It stays open until someone closes it (an investigation, not a state
+  enterprise's asset id, not even in the condition's key (the regulator sees both alerts). It stays open until someone closes it (an investigation, not a state
   that ends by itself); tracks still coinciding after a close open it anew.
 
 Vessels: assets registered as ``fishing_vessel`` and unregistered AIS targets (an id of nine
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import logging
 import math
 from collections.abc import Callable
@@ -172,16 +173,22 @@ class TwinWatch:
                 continue
             named: str
             seen_with: str | None
+            condition = key
             if found.enterprise_id == enterprise_id:
                 named, seen_with = sorted((fix.asset, other))  # the same alert from either
             else:
                 # Each enterprise's alert names its own vessel; the other by its id only when
-                # that is public (an AIS target's MMSI), never another enterprise's asset id.
+                # that is public (an AIS target's MMSI), never another enterprise's asset id,
+                # in the text or in the condition's key.
                 named = fix.asset
-                seen_with = other if other not in world.assets else None
+                owner = world.assets.get(other)
+                seen_with = other if owner is None or owner.enterprise_id is None else None
+                if seen_with is None:
+                    hidden = hashlib.sha256(other.encode()).hexdigest()[:12]
+                    condition = f"twins:{fix.asset}|~{hidden}"
             await self.alerts.raise_condition(
                 enterprise_id=enterprise_id,
-                key=key,
+                key=condition,
                 kind=KIND,
                 level="warning",
                 now_ms=fix.ts,

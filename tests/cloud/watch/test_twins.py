@@ -149,3 +149,7 @@ async def test_vessels_of_two_enterprises_each_get_an_alert_naming_their_own(
     # neither enterprise learns the other's asset id; the regulator sees both alerts
     assert await twin_alerts(registered, "e1") == [(KIND, "v1", None)]
     assert await twin_alerts(registered, "e2") == [(KIND, "w1", None)]
+    for enterprise, theirs in (("e1", "w1"), ("e2", "v1")):
+        (alert,) = [a for a in await registered.list_alerts([enterprise]) if a.kind == KIND]
+        assert theirs not in alert.key
+        assert theirs not in alert.message

@@ -1,13 +1,13 @@
 # The two commands: `make demo` runs the whole system on its embedded defaults, `make test` runs
 # every check. Both create .venv and install exactly the committed lock into it first
-# (requirements/runtime.lock for the demo, requirements/dev.lock for the tests), then hazwatch
+# (requirements.txt for the demo, requirements-dev.txt for the tests), then hazwatch
 # itself without touching the index again. Versions change only through `make lock`.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-RUNTIME_LOCK := requirements/runtime.lock
-DEV_LOCK := requirements/dev.lock
+RUNTIME_LOCK := requirements.txt
+DEV_LOCK := requirements-dev.txt
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
 # `make lock` takes the newest releases pyproject's ranges allow; `make lock UPGRADE=redis`
@@ -63,7 +63,7 @@ bench: $(DEV_STAMP) services
 lock: $(DEV_STAMP)
 	$(UV_COMPILE) pyproject.toml requirements/build.in -o $(RUNTIME_LOCK)
 	$(UV_COMPILE) pyproject.toml requirements/build.in --extra dev -c $(RUNTIME_LOCK) -o $(DEV_LOCK)
-	@echo "lock: review 'git diff requirements/', run 'make test', commit the locks with the reason"
+	@echo "lock: review 'git diff requirements.txt requirements-dev.txt', run 'make test', commit the locks with the reason"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,6 +1,6 @@
 """The environment the tests run in is exactly the committed lock, and the lock fits pyproject.
 
-`make test` installs requirements/dev.lock with hashes; these tests catch a lock that drifted from
+`make test` installs requirements-dev.txt with hashes; these tests catch a lock that drifted from
 pyproject.toml (a dependency added without `make lock`), a package installed beside the lock, and
 a demo lock that would run other versions than the tests.
 """
@@ -35,13 +35,13 @@ def _pins(lock: Path) -> dict[str, str]:
     return pins
 
 
-DEV = _pins(ROOT / "requirements" / "dev.lock")
-RUNTIME = _pins(ROOT / "requirements" / "runtime.lock")
+DEV = _pins(ROOT / "requirements-dev.txt")
+RUNTIME = _pins(ROOT / "requirements.txt")
 
 
 def test_every_pin_carries_hashes() -> None:
-    for lock in ("dev.lock", "runtime.lock"):
-        text = (ROOT / "requirements" / lock).read_text()
+    for lock in ("requirements-dev.txt", "requirements.txt"):
+        text = (ROOT / lock).read_text()
         pins = len(re.findall(r"^[A-Za-z0-9].*==", text, flags=re.MULTILINE))
         assert pins == len(re.findall(r"==[^\n]*\\\n\s+--hash=sha256:", text)), lock
 
@@ -64,11 +64,11 @@ def test_the_demo_runs_the_versions_the_tests_run() -> None:
 def test_the_locks_satisfy_pyproject() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = {
-        "runtime.lock": project["dependencies"],
-        "dev.lock": project["dependencies"] + project["optional-dependencies"]["dev"],
+        "requirements.txt": project["dependencies"],
+        "requirements-dev.txt": project["dependencies"] + project["optional-dependencies"]["dev"],
     }
     for lock, requirements in declared.items():
-        pins = RUNTIME if lock == "runtime.lock" else DEV
+        pins = RUNTIME if lock == "requirements.txt" else DEV
         for text in requirements:
             requirement = Requirement(text)
             name = canonicalize_name(requirement.name)

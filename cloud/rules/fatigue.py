@@ -35,9 +35,9 @@ from typing import Final
 
 from cloud.rules.config import Thresholds
 from cloud.rules.geofence import Emit
-from cloud.rules.speed import night, night_window
+from cloud.rules.speed import night
 from cloud.rules.state import FatigueTrack
-from cloud.rules.windows import Window, day_start_ms, local_day
+from cloud.rules.windows import Window, daily_window, day_start_ms, local_day
 
 __all__ = ["advance", "due", "on_fix", "watched"]
 
@@ -235,4 +235,4 @@ def _roll(track: FatigueTrack, asset_id: str, at_ms: int, emit: Emit) -> None:
 
 
 def _night_window(th: Thresholds) -> Window | None:
-    return night_window(th.night_start_h, th.night_end_h)
+    return daily_window(th.night_start_h, th.night_end_h)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from cloud.rules.config import Thresholds
 from cloud.rules.geofence import Emit
-from cloud.rules.speed import night_window
 from cloud.rules.state import SmallHoursTrack
+from cloud.rules.windows import daily_window
 
 __all__ = ["advance", "due", "on_fix"]
 
@@ -28,7 +28,7 @@ def on_fix(
     track: SmallHoursTrack, asset_id: str, ts_ms: int, speed_kmh: float, th: Thresholds, emit: Emit
 ) -> None:
     """A driving fix inside the window opens the condition (once per night)."""
-    window = night_window(th.small_hours_start_h, th.small_hours_end_h)
+    window = daily_window(th.small_hours_start_h, th.small_hours_end_h)
     if track.open_ms >= 0 or window is None or speed_kmh <= th.stop_speed_kmh:
         return
     if not window.active(ts_ms):
@@ -40,7 +40,7 @@ def on_fix(
 
 def due(track: SmallHoursTrack, th: Thresholds) -> int | None:
     """The end of the window the open condition began in (``None``: nothing open)."""
-    window = night_window(th.small_hours_start_h, th.small_hours_end_h)
+    window = daily_window(th.small_hours_start_h, th.small_hours_end_h)
     if track.open_ms < 0 or window is None:
         return None
     return window.next_change(track.open_ms)

@@ -33,14 +33,13 @@ later fix does not judge it again).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from typing import Final
 
 from cloud.rules.config import Thresholds
 from cloud.rules.geofence import Emit
 from cloud.rules.state import SpeedTrack
-from cloud.rules.windows import Window
+from cloud.rules.windows import daily_window
 
 __all__ = ["HAZARD_KINDS", "contradicted", "limit_at", "night", "on_fix"]
 
@@ -50,15 +49,8 @@ HAZARD_KINDS: Final = frozenset({"bend", "slope", "narrow"})
 
 def night(thresholds: Thresholds, ts_ms: int) -> bool:
     """Whether ``ts_ms`` lies in the night window (Beijing time)."""
-    window = night_window(thresholds.night_start_h, thresholds.night_end_h)
+    window = daily_window(thresholds.night_start_h, thresholds.night_end_h)
     return window is not None and window.active(ts_ms)
-
-
-@functools.lru_cache(maxsize=64)
-def night_window(start_h: float, end_h: float) -> Window | None:
-    """The daily night window from ``start_h`` to ``end_h`` (``None``: empty), made once."""
-    start, end = int(start_h * 60), int(end_h * 60)
-    return None if start == end else Window(daily=True, start_min=start, end_min=end)
 
 
 def limit_at(base: Thresholds, ts_ms: int, zones: Iterable[tuple[str, Thresholds, bool]]) -> float:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import shapely
+from shapely.geometry import shape as to_shape
 
 import wire
 from cloud.rules.objects import ZoneSpec
@@ -51,7 +52,7 @@ def with_moratorium_defaults(
     if properties.get("classes") is None:
         changes["classes"] = frozenset({"fishing_vessel"})
     if properties.get("windows") is None:
-        centroid = shapely.centroid(shapely.geometry.shape(geometry))
+        centroid = shapely.centroid(to_shape(geometry))
         changes["windows"] = Windows.parse(moratorium_season(float(centroid.y)))
     return dataclasses.replace(spec, **changes) if changes else spec
 

@@ -26,6 +26,7 @@ __all__ = [
     "Window",
     "WindowError",
     "Windows",
+    "daily_window",
     "day_start_ms",
     "local_day",
     "local_tod_ms",
@@ -68,6 +69,14 @@ def local_day(ts_ms: int) -> int:
 def day_start_ms(day: int) -> int:
     """UTC epoch ms of the Beijing midnight that starts ``day`` (see :func:`local_day`)."""
     return day * DAY_MS - _offset_ms(day - 1)  # (that midnight is 16:00 UTC the day before)
+
+
+@lru_cache(maxsize=64)
+def daily_window(start_h: float, end_h: float) -> Window | None:
+    """The daily window from hour ``start_h`` to ``end_h`` (Beijing; ``None``: empty), made
+    once: the night of the speed and fatigue rules, the small hours of coaches."""
+    start, end = int(start_h * 60), int(end_h * 60)
+    return None if start == end else Window(daily=True, start_min=start, end_min=end)
 
 
 def _date_ms(year: int, month: int, day: int, minute: int) -> int:
